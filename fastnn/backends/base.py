@@ -1,0 +1,298 @@
+"""The backend interface: every array operation the network needs, in one class.
+
+Layers, losses and optimizers call only the methods of :class:`Backend`; a new
+backend is one new file with a subclass. Methods are of two kinds:
+
+* primitives (abstract here): what every backend must implement itself;
+* compositions (concrete here): written once in terms of the primitives, so a
+  backend gets them for free and overrides one only where it can fuse the work
+  into fewer passes over memory (``bias_activation``, the fused losses, the
+  optimizer updates).
+
+Conventions for every method:
+
+* Arrays are the backend's own type (``numpy.ndarray`` for the CPU backends,
+  ``cupy.ndarray`` for the GPU one). Shapes are written ``(B, N)``: B rows
+  (samples of a mini-batch), N columns (features or units).
+* ``out=None`` allocates the result; passing ``out`` writes into it and returns
+  it. ``out`` may be the same array as an input ("in place") wherever the
+  docstring says so.
+* A returned ``Scalar`` is a Python number on CPU backends and a 0-d device
+  array on GPU backends, so a training loop never waits on the GPU unless it
+  asks (``float(scalar)`` synchronises).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+Array = Any  # numpy.ndarray or cupy.ndarray: the backend's own array type.
+Scalar = Any  # Python number (CPU backends) or 0-d device array (GPU backends).
+DTypeLike = Any
+
+#: Activation names every backend understands.
+ACTIVATIONS: tuple[str, ...] = ("linear", "relu", "sigmoid", "tanh", "softmax")
+
+
+class Backend(ABC):
+    """Every array operation of the network, for one kind of array."""
+
+    #: Registry name of the backend ("numpy", "numba", "cupy").
+    name: ClassVar[str]
+
+    # ------------------------------------------------------------------ arrays
+    @abstractmethod
+    def asarray(self, x: Any, dtype: DTypeLike | None = None) -> Array:
+        """Return ``x`` as a backend array of ``dtype`` (no copy when it already is one)."""
+
+    @abstractmethod
+    def to_numpy(self, x: Array) -> np.ndarray:
+        """Return ``x`` as a NumPy array on the host (no copy when it already is one)."""
+
+    @abstractmethod
+    def empty(self, shape: tuple[int, ...], dtype: DTypeLike) -> Array:
+        """Allocate an uninitialised array."""
+
+    @abstractmethod
+    def zeros(self, shape: tuple[int, ...], dtype: DTypeLike) -> Array:
+        """Allocate an array of zeros."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Wait until all queued work is finished (a no-op on CPU backends)."""
+
+    # ---------------------------------------------------------- random init
+    def random_uniform(
+        self,
+        rng: np.random.Generator,
+        shape: tuple[int, ...],
+        low: float,
+        high: float,
+        dtype: DTypeLike,
+    ) -> Array:
+        """Uniform samples in ``[low, high)``.
+
+        Drawn on the host from ``rng`` so that the same seed gives the same
+        weights on every backend; initialisation is not on the hot path.
+        """
+        return self.asarray(rng.uniform(low, high, size=shape).astype(dtype), dtype)
+
+    def random_normal(
+        self,
+        rng: np.random.Generator,
+        shape: tuple[int, ...],
+        mean: float,
+        stddev: float,
+        dtype: DTypeLike,
+        truncated: bool = False,
+    ) -> Array:
+        """Normal samples; ``truncated`` redraws any farther than two ``stddev`` from the mean."""
+        values = rng.standard_normal(size=shape)
+        if truncated:
+            outside = np.abs(values) > 2.0
+            while outside.any():
+                values[outside] = rng.standard_normal(size=int(outside.sum()))
+                outside = np.abs(values) > 2.0
+        return self.asarray((values * stddev + mean).astype(dtype), dtype)
+
+    # ------------------------------------------------------------ mini-batches
+    @abstractmethod
+    def take_rows(self, x: Array, indices: Array, out: Array | None = None) -> Array:
+        """Gather rows: ``out[i] = x[indices[i]]``. x (N, ...), indices (B,) -> (B, ...)."""
+
+    # ---------------------------------------------------------- linear algebra
+    @abstractmethod
+    def matmul(
+        self,
+        a: Array,
+        b: Array,
+        transpose_a: bool = False,
+        transpose_b: bool = False,
+        out: Array | None = None,
+    ) -> Array:
+        """``op(a) @ op(b)``, op transposing when asked: (M, K) @ (K, N) -> (M, N)."""
+
+    @abstractmethod
+    def bias_add(self, x: Array, bias: Array, out: Array | None = None) -> Array:
+        """``x + bias`` for every row. x (B, N), bias (N,) -> (B, N); may be in place."""
+
+    @abstractmethod
+    def sum_rows(self, x: Array, out: Array | None = None) -> Array:
+        """Sum over the batch axis: (B, N) -> (N,). The bias gradient."""
+
+    # ------------------------------------------------------------- activations
+    @abstractmethod
+    def relu(self, x: Array, out: Array | None = None) -> Array:
+        """``max(x, 0)`` elementwise; may be in place."""
+
+    @abstractmethod
+    def relu_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
+        """Gradient through ReLU from its output y: ``dy * (y > 0)``; may be in place on dy."""
+
+    @abstractmethod
+    def sigmoid(self, x: Array, out: Array | None = None) -> Array:
+        """``1 / (1 + exp(-x))`` without overflow for large ``|x|``; may be in place."""
+
+    @abstractmethod
+    def sigmoid_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
+        """Gradient through sigmoid from its output y: ``dy * y * (1 - y)``."""
+
+    @abstractmethod
+    def tanh(self, x: Array, out: Array | None = None) -> Array:
+        """Hyperbolic tangent elementwise; may be in place."""
+
+    @abstractmethod
+    def tanh_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
+        """Gradient through tanh from its output y: ``dy * (1 - y**2)``."""
+
+    @abstractmethod
+    def softmax(self, x: Array, out: Array | None = None) -> Array:
+        """Row-wise softmax, stable for large values and -inf. (B, K) -> (B, K)."""
+
+    @abstractmethod
+    def softmax_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
+        """Gradient through row-wise softmax from its output y: ``y * (dy - sum(dy * y))``."""
+
+    def activation(self, x: Array, activation: str, out: Array | None = None) -> Array:
+        """Apply the activation named ``activation`` (one of :data:`ACTIVATIONS`)."""
+        if activation == "linear":
+            if out is None or out is x:
+                return x
+            out[...] = x
+            return out
+        forward = {
+            "relu": self.relu,
+            "sigmoid": self.sigmoid,
+            "tanh": self.tanh,
+            "softmax": self.softmax,
+        }[activation]
+        return forward(x, out=out)
+
+    def activation_backward(
+        self, dy: Array, y: Array, activation: str, out: Array | None = None
+    ) -> Array:
+        """Gradient through the activation named ``activation``, from its output y."""
+        if activation == "linear":
+            if out is None or out is dy:
+                return dy
+            out[...] = dy
+            return out
+        backward = {
+            "relu": self.relu_backward,
+            "sigmoid": self.sigmoid_backward,
+            "tanh": self.tanh_backward,
+            "softmax": self.softmax_backward,
+        }[activation]
+        return backward(dy, y, out=out)
+
+    def bias_activation(
+        self, x: Array, bias: Array, activation: str, out: Array | None = None
+    ) -> Array:
+        """Fused ``activation(x + bias)``: what a Dense layer does to its matmul output.
+
+        x (B, N), bias (N,) -> (B, N); may be in place on x.
+        """
+        z = self.bias_add(x, bias, out=out)
+        return self.activation(z, activation, out=z)
+
+    # ------------------------------------------------------------------ losses
+    @abstractmethod
+    def sparse_softmax_cross_entropy(
+        self, logits: Array, labels: Array, grad_out: Array | None = None
+    ) -> tuple[Scalar, Array]:
+        """Softmax + cross-entropy against integer labels, fused.
+
+        logits (B, K), labels (B,) in ``[0, K)`` -> (mean loss over the batch,
+        gradient of that mean w.r.t. the logits (B, K)).
+        """
+
+    @abstractmethod
+    def softmax_cross_entropy(
+        self, logits: Array, targets: Array, grad_out: Array | None = None
+    ) -> tuple[Scalar, Array]:
+        """Softmax + cross-entropy against target distributions (one-hot rows).
+
+        logits (B, K), targets (B, K) -> (mean loss, gradient w.r.t. logits (B, K)).
+        """
+
+    @abstractmethod
+    def sigmoid_binary_cross_entropy(
+        self, logits: Array, targets: Array, grad_out: Array | None = None
+    ) -> tuple[Scalar, Array]:
+        """Sigmoid + binary cross-entropy, fused and stable for large ``|logits|``.
+
+        logits (B, K), targets (B, K) in [0, 1] -> (mean loss over all entries,
+        gradient w.r.t. logits (B, K)).
+        """
+
+    @abstractmethod
+    def mean_squared_error(
+        self, predictions: Array, targets: Array, grad_out: Array | None = None
+    ) -> tuple[Scalar, Array]:
+        """Mean over all entries of ``(predictions - targets)**2``, and its gradient (B, K)."""
+
+    # ----------------------------------------------------------------- metrics
+    @abstractmethod
+    def argmax_rows(self, x: Array) -> Array:
+        """Index of the largest entry of each row: (B, K) -> (B,) integers."""
+
+    @abstractmethod
+    def count_argmax_matches(self, scores: Array, labels: Array) -> Scalar:
+        """How many rows of scores (B, K) have their largest entry at ``labels`` (B,)."""
+
+    @abstractmethod
+    def count_threshold_matches(self, scores: Array, targets: Array, threshold: float) -> Scalar:
+        """How many entries satisfy ``(scores > threshold) == targets``; (B, K) each."""
+
+    # -------------------------------------------------------------- optimizers
+    @abstractmethod
+    def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:
+        """In place: ``param -= learning_rate * grad``."""
+
+    @abstractmethod
+    def momentum_update(
+        self,
+        param: Array,
+        grad: Array,
+        velocity: Array,
+        learning_rate: float,
+        momentum: float,
+        nesterov: bool,
+    ) -> None:
+        """In place: ``velocity = momentum * velocity - learning_rate * grad``, then
+        ``param += velocity`` (or, with Nesterov, ``param += momentum * velocity -
+        learning_rate * grad``)."""
+
+    @abstractmethod
+    def rmsprop_update(
+        self,
+        param: Array,
+        grad: Array,
+        velocity: Array,
+        learning_rate: float,
+        rho: float,
+        epsilon: float,
+    ) -> None:
+        """In place: ``velocity = rho * velocity + (1 - rho) * grad**2``, then
+        ``param -= learning_rate * grad / sqrt(velocity + epsilon)``."""
+
+    @abstractmethod
+    def adam_update(
+        self,
+        param: Array,
+        grad: Array,
+        m: Array,
+        v: Array,
+        learning_rate: float,
+        beta_1: float,
+        beta_2: float,
+        epsilon: float,
+        step: int,
+    ) -> None:
+        """In place, for the 1-based ``step``:
+        ``m += (1 - beta_1) * (grad - m)``, ``v += (1 - beta_2) * (grad**2 - v)``,
+        ``param -= alpha * m / (sqrt(v) + epsilon)`` with
+        ``alpha = learning_rate * sqrt(1 - beta_2**step) / (1 - beta_1**step)``."""
