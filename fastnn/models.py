@@ -1,0 +1,613 @@
+"""The Sequential model: Keras's compile / fit / evaluate / predict over fastnn layers.
+
+The training step is the whole algorithm, in plain sight:
+
+    forward through every layer          h = layer.forward(h)
+    loss and its gradient, fused          loss, g = loss(logits, y)
+    backward through every layer         g = layer.backward(g)
+    one optimizer update per parameter    optimizer.apply(params, grads)
+
+Arrays live on the active backend for the whole of ``fit``: the data are moved
+once, mini-batches are gathered there, and only scalars come back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from fastnn import losses as losses_module
+from fastnn import optimizers as optimizers_module
+from fastnn.backends import Array, Backend, Scalar, get_backend
+from fastnn.callbacks import Callback, History, ProgressLogger
+from fastnn.config import check_seed, make_rng, resolve_dtype
+from fastnn.layers import Layer, Workspace, _ActivatedLayer, from_config
+from fastnn.validation import as_features, as_labels, as_targets, check_fraction, check_int
+
+METRIC_NAMES = ("accuracy", "acc")
+DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite; the weights are those before the failing step."""
+
+
+def _batch_size(value: int | None) -> int:
+    return check_int("batch_size", DEFAULT_BATCH_SIZE if value is None else value, 1)
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Sequential:
+    """A linear stack of layers, trained with hand-written backpropagation."""
+
+    def __init__(
+        self,
+        layers: Sequence[Layer] | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+        seed: int | None = None,
+    ) -> None:
+        self.name = name or "sequential"
+        self.layers: list[Layer] = []
+        self._dtype_arg = None if dtype is None else resolve_dtype(dtype)
+        self.seed = check_seed(seed)
+        self.backend: Backend | None = None  # set when built
+        self.dtype: np.dtype | None = None  # set when built
+        self.optimizer: optimizers_module.Optimizer | None = None
+        self.loss: losses_module.Loss | None = None
+        self.metrics: list[str] = []
+        self.history: History | None = None
+        self.stop_training = False
+        self._workspace: Workspace | None = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ---------------------------------------------------------------- building
+    def add(self, layer: Layer) -> None:
+        """Append a layer (before the model is built)."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential takes fastnn layers; received {layer!r}")
+        if self.built:
+            raise ValueError("cannot add layers to a model that is already built")
+        taken = {existing.name for existing in self.layers}
+        if layer.name is None:
+            base = _snake_case(type(layer).__name__)
+            layer.name = base
+            suffix = 0
+            while layer.name in taken:
+                suffix += 1
+                layer.name = f"{base}_{suffix}"
+        elif layer.name in taken:
+            raise ValueError(f"layer names must be unique; {layer.name!r} is already used")
+        self.layers.append(layer)
+
+    @property
+    def built(self) -> bool:
+        return self.backend is not None
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Create the weights for inputs of ``input_shape``, batch axis first: ``(None, 784)``."""
+        shape = tuple(input_shape)
+        if len(shape) < 2:
+            raise ValueError(
+                f"input_shape must include the batch axis, e.g. (None, 784); received {shape}"
+            )
+        self._build(tuple(int(d) for d in shape[1:] if d is not None))
+
+    def _build(self, sample_shape: tuple[int, ...]) -> None:
+        if not self.layers:
+            raise ValueError("the model has no layers; add some before using it")
+        backend = get_backend()
+        dtype = self._dtype_arg if self._dtype_arg is not None else resolve_dtype()
+        rng = make_rng(self.seed)
+        shape = sample_shape
+        for layer in self.layers:
+            if layer.input_shape is not None and layer.input_shape != shape:
+                raise ValueError(
+                    f"layer {layer.name!r} was declared for inputs of shape {layer.input_shape} "
+                    f"but receives {shape}"
+                )
+            layer.build(shape, backend, dtype, rng)
+            assert layer.output_shape is not None
+            shape = layer.output_shape
+        self.backend, self.dtype = backend, dtype
+        self._workspace = Workspace(backend)
+        if self.loss is not None:
+            self._check_head()
+
+    def _declared_input_shape(self) -> tuple[int, ...] | None:
+        if self.built:
+            return self.layers[0].input_shape
+        return self.layers[0].input_shape if self.layers else None
+
+    def _ensure_built(self) -> None:
+        if self.built:
+            return
+        shape = self._declared_input_shape()
+        if shape is None:
+            raise ValueError(
+                "the model is not built yet: call fit/predict on data first, give the first "
+                "layer input_dim=..., or call model.build((None, n_features))"
+            )
+        self._build(shape)
+
+    def _on_active_backend(self) -> Backend:
+        """The active backend, moving weights and optimizer state onto it if needed."""
+        backend = get_backend()
+        if self.backend is not None and backend is not self.backend:
+            for layer in self.layers:
+                layer.move_to(backend)
+            if self.optimizer is not None:
+                self.optimizer.move_to(self.backend, backend)
+            self.backend = backend
+            self._workspace = Workspace(backend)
+        return backend
+
+    @property
+    def output_units(self) -> int:
+        shape = self.layers[-1].output_shape
+        assert shape is not None
+        return shape[-1]
+
+    # ----------------------------------------------------------------- compile
+    def compile(
+        self,
+        optimizer: str | optimizers_module.Optimizer = "rmsprop",
+        loss: str | losses_module.Loss | None = None,
+        metrics: Sequence[str] | None = None,
+    ) -> None:
+        """Choose the optimizer, the loss and the metrics reported by fit/evaluate."""
+        if loss is None:
+            raise ValueError(
+                "compile needs a loss, e.g. loss='sparse_categorical_crossentropy'; "
+                f"valid names: {', '.join(losses_module.NAMES)}"
+            )
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        names = []
+        for metric in metrics or []:
+            if not isinstance(metric, str) or metric.lower() not in METRIC_NAMES:
+                raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_NAMES)}")
+            names.append("accuracy")
+        self.metrics = names
+        if self.layers:
+            self._check_head()
+
+    def _check_head(self) -> None:
+        """Check the last layer suits the loss; decide whether the loss folds its activation."""
+        assert self.loss is not None
+        last = self.layers[-1]
+        final = last.activation if isinstance(last, _ActivatedLayer) else "linear"
+        expected = self.loss.expected_activation
+        if expected == "linear" and final != "linear":
+            warnings.warn(
+                f"loss {self.loss.name!r} has from_logits=True but the model ends in {final!r}; "
+                "its outputs are treated as logits",
+                stacklevel=3,
+            )
+        elif expected is not None and expected != "linear" and final != expected:
+            raise ValueError(
+                f"loss {self.loss.name!r} expects probabilities from a final {expected!r} "
+                f"activation, but the model ends in {final!r}. Use activation={expected!r} on "
+                f"the last layer, or {type(self.loss).__name__}(from_logits=True)"
+            )
+
+    @property
+    def _folds_activation(self) -> bool:
+        """True when training skips the last activation and the loss takes logits."""
+        assert self.loss is not None
+        return self.loss.expected_activation not in (None, "linear")
+
+    def _require_compiled(
+        self, method: str
+    ) -> tuple[optimizers_module.Optimizer, losses_module.Loss]:
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError(f"call model.compile(...) before model.{method}(...)")
+        return self.optimizer, self.loss
+
+    # -------------------------------------------------------------------- data
+    def _features(self, name: str, x: Any) -> np.ndarray:
+        """Inputs checked against the model, building it from their shape if needed."""
+        if not self.layers:
+            raise ValueError("the model has no layers; add some before using it")
+        dtype = self.dtype or self._dtype_arg or resolve_dtype()
+        array = as_features(name, x, self._declared_input_shape(), dtype)
+        if not self.built:
+            self._build(tuple(array.shape[1:]))
+        return array
+
+    def _targets(self, name: str, y: Any, n_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(targets for the loss, targets for the accuracy metric or None)."""
+        assert self.loss is not None and self.dtype is not None
+        units = self.output_units
+        if self.loss.target_kind == "sparse":
+            targets = as_labels(name, y, n_samples, units)
+        else:
+            binary = isinstance(self.loss, losses_module.BinaryCrossentropy)
+            targets = as_targets(name, y, n_samples, units, self.dtype, unit_interval=binary)
+        if not self.metrics:
+            return targets, None
+        if self.loss.target_kind == "sparse" or self._accuracy_kind == "threshold":
+            return targets, targets
+        return targets, targets.argmax(axis=1)
+
+    @property
+    def _accuracy_kind(self) -> str:
+        """ "argmax" (which class) or "threshold" (binary outputs, entry by entry)."""
+        binary = isinstance(self.loss, losses_module.BinaryCrossentropy)
+        return "threshold" if binary or self.output_units == 1 else "argmax"
+
+    @property
+    def _accuracy_entries(self) -> int:
+        """How many accuracy entries one sample has: 1 class, or one per binary output."""
+        return 1 if self._accuracy_kind == "argmax" else self.output_units
+
+    def _count_correct(self, backend: Backend, outputs: Array, targets: Array) -> Scalar:
+        if self._accuracy_kind == "argmax":
+            return backend.count_argmax_matches(outputs, targets)
+        # On logits (sigmoid folded into the loss) the 0.5 probability cut is at 0.
+        threshold = 0.0 if self._folds_activation else 0.5
+        return backend.count_threshold_matches(outputs, targets, threshold)
+
+    # --------------------------------------------------------------------- fit
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        epochs: int = 1,
+        batch_size: int | None = None,
+        validation_split: float = 0.0,
+        validation_data: tuple[Any, Any] | None = None,
+        shuffle: bool = True,
+        verbose: int = 1,
+        seed: int | None = None,
+        callbacks: Sequence[Callback] | None = None,
+    ) -> History:
+        """Train for ``epochs`` passes over (x, y); returns the History of per-epoch logs."""
+        optimizer, loss = self._require_compiled("fit")
+        epochs = check_int("epochs", epochs, 0)
+        batch_size = _batch_size(batch_size)
+        validation_split = check_fraction("validation_split", validation_split)
+        verbose = check_int("verbose", verbose, 0)
+        check_seed(seed)
+        x_all = self._features("x", x)
+        y_all, acc_all = self._targets("y", y, len(x_all))
+
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            x_val = self._features("validation_data x", validation_data[0])
+            y_val, acc_val = self._targets("validation_data y", validation_data[1], len(x_val))
+            val: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = (x_val, y_val, acc_val)
+        elif validation_split > 0:
+            # Like Keras: the last fraction of the data, taken before any shuffling.
+            n_train = int(len(x_all) * (1.0 - validation_split))
+            if n_train < 1 or n_train == len(x_all):
+                raise ValueError(
+                    f"validation_split={validation_split} of {len(x_all)} samples leaves "
+                    f"{n_train} for training and {len(x_all) - n_train} for validation; "
+                    "each needs at least 1"
+                )
+            acc_rest = None if acc_all is None else acc_all[n_train:]
+            val = (x_all[n_train:], y_all[n_train:], acc_rest)
+            x_all, y_all = x_all[:n_train], y_all[:n_train]
+            acc_all = None if acc_all is None else acc_all[:n_train]
+        else:
+            val = None
+
+        backend = self._on_active_backend()
+        data = _DeviceData(backend, x_all, y_all, acc_all)
+        val_data = None if val is None else _DeviceData(backend, *val)
+        history = History()
+        self.history = history
+        hooks = [history, *([ProgressLogger()] if verbose else []), *(callbacks or [])]
+        steps = math.ceil(data.n / batch_size)
+        params = {"epochs": epochs, "steps": steps, "samples": data.n, "batch_size": batch_size}
+        for hook in hooks:
+            hook.set_model(self)
+            hook.set_params(params)
+        rng = make_rng(seed)
+        self.stop_training = False
+        for hook in hooks:
+            hook.on_train_begin()
+        try:
+            for epoch in range(epochs):
+                for hook in hooks:
+                    hook.on_epoch_begin(epoch)
+                logs = self._train_epoch(
+                    backend, optimizer, loss, data, batch_size, shuffle, rng, epoch, hooks
+                )
+                if val_data is not None:
+                    val_logs = self._evaluate_data(backend, loss, val_data, batch_size)
+                    logs.update({f"val_{key}": value for key, value in val_logs.items()})
+                for hook in hooks:
+                    hook.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            for hook in hooks:
+                hook.on_train_end()
+        return history
+
+    def _train_epoch(
+        self,
+        backend: Backend,
+        optimizer: optimizers_module.Optimizer,
+        loss_fn: losses_module.Loss,
+        data: _DeviceData,
+        batch_size: int,
+        shuffle: bool,
+        rng: np.random.Generator,
+        epoch: int,
+        hooks: list[Callback],
+    ) -> dict[str, float]:
+        assert self._workspace is not None
+        params = [p for layer in self.layers for p in layer.params.values()]
+        grads = [g for layer in self.layers for g in layer.grads.values()]
+        order = backend.asarray(rng.permutation(data.n)) if shuffle else None
+        loss_sum = 0.0
+        correct = 0
+        for step, start in enumerate(range(0, data.n, batch_size)):
+            for hook in hooks:
+                hook.on_train_batch_begin(step)
+            stop = min(start + batch_size, data.n)
+            xb, yb, metric_yb = data.batch(start, stop, order, self._workspace)
+            loss, outputs = self._forward_backward(backend, loss_fn, xb, yb)
+            loss_value = float(loss)
+            if not math.isfinite(loss_value):
+                raise TrainingDivergedError(
+                    f"the loss became {loss_value} at epoch {epoch + 1}, step {step + 1}; training "
+                    "stopped before applying that step. Lower the learning rate or check the data"
+                )
+            if metric_yb is not None:
+                correct += int(self._count_correct(backend, outputs, metric_yb))
+            optimizer.apply(backend, params, grads)
+            loss_sum += loss_value * (stop - start)
+            for hook in hooks:
+                hook.on_train_batch_end(step, {"loss": loss_value})
+        logs = {"loss": loss_sum / data.n}
+        if self.metrics:
+            logs["accuracy"] = correct / (data.n * self._accuracy_entries)
+        return logs
+
+    def _forward_backward(
+        self, backend: Backend, loss_fn: losses_module.Loss, xb: Array, yb: Array
+    ) -> tuple[Scalar, Array]:
+        """Forward, loss and backward for one batch; fills every layer's ``grads``.
+
+        Returns (mean loss, model outputs as the loss saw them (B, K)).
+        """
+        assert self._workspace is not None
+        outputs = self._forward(xb, training=True, logits=True)
+        grad_buffer = self._workspace.get("grad", outputs.shape, outputs.dtype)
+        loss, grad = loss_fn(backend, outputs, yb, grad_buffer)  # grad (B, K)
+        # Backward stops at the first layer with weights: nothing before it needs a gradient.
+        first_trainable = next(
+            (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
+        )
+        for i in range(len(self.layers) - 1, first_trainable - 1, -1):
+            grad = self.layers[i].backward(grad, need_input_grad=i > first_trainable)
+        return loss, outputs
+
+    def compute_gradients(self, x: Any, y: Any) -> tuple[float, list[np.ndarray]]:
+        """Loss of (x, y) taken as one batch, and its gradient for every weight.
+
+        Gradients come in :meth:`get_weights` order; the weights are not changed.
+        """
+        _, loss_fn = self._require_compiled("compute_gradients")
+        x_all = self._features("x", x)
+        y_all, _ = self._targets("y", y, len(x_all))
+        backend = self._on_active_backend()
+        loss, _ = self._forward_backward(
+            backend, loss_fn, backend.asarray(x_all), backend.asarray(y_all)
+        )
+        grads = [g for layer in self.layers for g in layer.grads.values()]
+        return float(loss), [np.array(backend.to_numpy(g), copy=True) for g in grads]
+
+    # ---------------------------------------------------------------- evaluate
+    def _forward(self, x: Array, training: bool, logits: bool) -> Array:
+        """Forward through every layer; ``logits`` skips the activation the loss folds in."""
+        h = x  # (B, *input_shape)
+        for layer in self.layers[:-1]:
+            h = layer.forward(h, training=training)
+        last = self.layers[-1]
+        if logits and self._folds_activation:
+            assert isinstance(last, _ActivatedLayer)
+            return last.forward(h, training=training, skip_activation=True)  # logits (B, K)
+        return last.forward(h, training=training)  # (B, K)
+
+    def _evaluate_data(
+        self, backend: Backend, loss_fn: losses_module.Loss, data: _DeviceData, batch_size: int
+    ) -> dict[str, float]:
+        loss_sum = 0.0
+        correct = 0
+        for start in range(0, data.n, batch_size):
+            stop = min(start + batch_size, data.n)
+            xb, yb, accb = data.batch(start, stop, None, None)
+            outputs = self._forward(xb, training=False, logits=True)
+            loss, _ = loss_fn(backend, outputs, yb)
+            loss_sum += float(loss) * (stop - start)
+            if accb is not None:
+                correct += int(self._count_correct(backend, outputs, accb))
+        logs = {"loss": loss_sum / data.n}
+        if self.metrics:
+            logs["accuracy"] = correct / (data.n * self._accuracy_entries)
+        return logs
+
+    def evaluate(self, x: Any, y: Any, batch_size: int | None = None) -> float | list[float]:
+        """Loss (and metrics) on (x, y): ``[loss, accuracy]``, or the loss alone without metrics."""
+        _, loss = self._require_compiled("evaluate")
+        batch_size = _batch_size(batch_size)
+        x_all = self._features("x", x)
+        y_all, acc_all = self._targets("y", y, len(x_all))
+        backend = self._on_active_backend()
+        logs = self._evaluate_data(
+            backend, loss, _DeviceData(backend, x_all, y_all, acc_all), batch_size
+        )
+        values = list(logs.values())
+        return values if len(values) > 1 else values[0]
+
+    def predict(self, x: Any, batch_size: int | None = None) -> np.ndarray:
+        """Model outputs for x as a NumPy array (n, units): class probabilities for softmax."""
+        batch_size = _batch_size(batch_size)
+        x_all = self._features("x", x)
+        backend = self._on_active_backend()
+        x_dev = backend.asarray(x_all)
+        result = np.empty((len(x_all), self.output_units), dtype=self.dtype)
+        for start in range(0, len(x_all), batch_size):
+            stop = min(start + batch_size, len(x_all))
+            result[start:stop] = backend.to_numpy(
+                self._forward(x_dev[start:stop], training=False, logits=False)
+            )
+        return result
+
+    # ----------------------------------------------------- weights and summary
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every weight on the host, Keras order: kernel then bias, layer by layer."""
+        self._ensure_built()
+        assert self.backend is not None
+        return [
+            np.array(self.backend.to_numpy(p), copy=True)
+            for layer in self.layers
+            for p in layer.params.values()
+        ]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Replace every weight, in :meth:`get_weights` order (shapes must match)."""
+        self._ensure_built()
+        assert self.backend is not None and self.dtype is not None
+        slots = [(layer, key) for layer in self.layers for key in layer.params]
+        weights = list(weights)
+        if len(weights) != len(slots):
+            raise ValueError(
+                f"set_weights expected {len(slots)} arrays (kernel and bias per layer); "
+                f"received {len(weights)}"
+            )
+        new_values = []
+        for (layer, key), value in zip(slots, weights, strict=True):
+            array = np.array(value, dtype=self.dtype, copy=True)
+            expected = tuple(layer.params[key].shape)
+            if array.shape != expected:
+                raise ValueError(
+                    f"weight {layer.name}/{key} has shape {expected}; received shape {array.shape}"
+                )
+            new_values.append(array)
+        for (layer, key), array in zip(slots, new_values, strict=True):
+            layer.params[key] = self.backend.asarray(array)
+
+    def count_params(self) -> int:
+        self._ensure_built()
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
+        """Print each layer's type, output shape and parameter count, Keras-style."""
+        self._ensure_built()
+        header = ("Layer (type)", "Output Shape", "Param #")
+        rows = [
+            (
+                f"{layer.name} ({type(layer).__name__})",
+                "(" + ", ".join(["None", *map(str, layer.output_shape or ())]) + ")",
+                f"{layer.count_params():,}",
+            )
+            for layer in self.layers
+        ]
+        widths = [max(len(row[i]) for row in (header, *rows)) + 4 for i in range(3)]
+
+        def line(cells: tuple[str, str, str]) -> str:
+            return "".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+
+        rule = "=" * sum(widths)
+        total = self.count_params()
+        print_fn(
+            "\n".join(
+                [
+                    f'Model: "{self.name}"',
+                    rule,
+                    line(header).rstrip(),
+                    rule,
+                    *(line(row).rstrip() for row in rows),
+                    rule,
+                    f"Total params: {total:,}",
+                    f"Trainable params: {total:,}",
+                    "Non-trainable params: 0",
+                ]
+            )
+        )
+
+    # ------------------------------------------------------------------ saving
+    def get_config(self) -> dict[str, Any]:
+        dtype = self.dtype or self._dtype_arg
+        return {
+            "name": self.name,
+            "dtype": None if dtype is None else dtype.name,
+            "seed": self.seed,
+            "input_shape": list(self.layers[0].input_shape or ()) if self.built else None,
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        layers = [from_config(item["class_name"], item["config"]) for item in config["layers"]]
+        return cls(
+            layers, name=config.get("name"), dtype=config.get("dtype"), seed=config.get("seed")
+        )
+
+    def save(self, path: str) -> None:
+        """Save architecture, weights, compile settings and optimizer state to one ``.npz``."""
+        from fastnn.saving import save_model
+
+        save_model(self, path)
+
+
+class _DeviceData:
+    """A dataset moved once to the backend, served as mini-batches.
+
+    The accuracy metric needs targets of its own only for one-hot targets
+    (their class indices); otherwise it reads the loss's targets.
+    """
+
+    def __init__(
+        self, backend: Backend, x: np.ndarray, y: np.ndarray, metric_targets: np.ndarray | None
+    ) -> None:
+        self.backend = backend
+        self.n = len(x)
+        self.x = backend.asarray(x)  # (n, *sample_shape)
+        self.y = backend.asarray(y)  # (n,) labels or (n, K) targets
+        self.metric = (
+            "none" if metric_targets is None else "shared" if metric_targets is y else "own"
+        )
+        self.metric_y = backend.asarray(metric_targets) if self.metric == "own" else None
+
+    def batch(
+        self, start: int, stop: int, order: Array | None, workspace: Workspace | None
+    ) -> tuple[Array, Array, Array | None]:
+        """Rows ``start:stop`` (of ``order`` when shuffling) as (x, y, metric targets)."""
+        pairs = [("x", self.x), ("y", self.y)]
+        if self.metric_y is not None:
+            pairs.append(("metric_y", self.metric_y))
+        if order is None:  # in order: slices are views, nothing is copied
+            batch = [array[start:stop] for _, array in pairs]
+        else:
+            assert workspace is not None
+            idx = order[start:stop]
+            batch = [
+                self.backend.take_rows(
+                    array,
+                    idx,
+                    out=workspace.get(name, (stop - start, *array.shape[1:]), array.dtype),
+                )
+                for name, array in pairs
+            ]
+        metric_batch = {"none": None, "shared": batch[1], "own": batch[-1]}[self.metric]
+        return batch[0], batch[1], metric_batch
