@@ -1,0 +1,51 @@
+"""fastnn: a from-scratch feedforward network on a pluggable array backend.
+
+    import fastnn
+    model = fastnn.Sequential([
+        fastnn.layers.Dense(512, activation="relu"),
+        fastnn.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=5, batch_size=128)
+
+The backend (numpy, numba or cupy) is chosen by ``FASTNN_BACKEND`` or in code
+with ``fastnn.set_backend`` / ``fastnn.use_backend``.
+"""
+
+from fastnn import callbacks, datasets, initializers, layers, losses, ops, optimizers
+from fastnn.backends import (
+    BackendInfo,
+    BackendUnavailableError,
+    available_backends,
+    backend_name,
+    get_backend,
+    set_backend,
+    use_backend,
+)
+from fastnn.config import set_random_seed
+from fastnn.models import Sequential, TrainingDivergedError
+from fastnn.saving import load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendInfo",
+    "BackendUnavailableError",
+    "Sequential",
+    "TrainingDivergedError",
+    "available_backends",
+    "backend_name",
+    "callbacks",
+    "datasets",
+    "get_backend",
+    "initializers",
+    "layers",
+    "load_model",
+    "losses",
+    "ops",
+    "optimizers",
+    "set_backend",
+    "set_random_seed",
+    "use_backend",
+]

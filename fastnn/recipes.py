@@ -1,0 +1,204 @@
+"""The tutorials' networks, reproducible by name: ``fastnn train --recipe NAME``.
+
+* ``keras``: the Keras MNIST tutorial: 784-512-10, ReLU, softmax, RMSprop,
+  sparse categorical cross-entropy, 5 epochs of batch 128.
+* ``scratch``: the "neural network from scratch in NumPy" tutorial: 784-10-10,
+  ReLU then softmax, weights and biases uniform in [-0.5, 0.5], plain gradient
+  descent (learning rate 0.1) on the full training set, 500 iterations, the
+  first 1000 shuffled rows held out as the dev set.
+* ``deep``: 256-128-10 ReLU, Adam, batch 32, 10 epochs, 10% validation split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fastnn import datasets, initializers, layers, optimizers
+from fastnn.backends import use_backend
+from fastnn.callbacks import Callback, EpochTimer, ProgressLogger
+from fastnn.config import resolve_dtype
+from fastnn.datasets import mnist
+from fastnn.models import Sequential
+
+Data = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A network, its data preparation and its training settings."""
+
+    name: str
+    description: str
+    build: Callable[[int | None, np.dtype], Sequential]  # (seed, dtype) -> compiled model
+    epochs: int
+    batch_size: int | None  # None: the whole training set per step
+    fit_options: dict[str, Any] = field(default_factory=dict)
+    #: rows of the (seeded-)shuffled training set held out as validation_data
+    dev_rows: int = 0
+    #: print every N epochs instead of every epoch
+    log_every: int = 1
+
+
+def _keras(seed: int | None, dtype: np.dtype) -> Sequential:
+    model = Sequential(
+        [
+            layers.Dense(512, activation="relu", input_dim=784),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="keras_mnist",
+        seed=seed,
+        dtype=dtype,
+    )
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _scratch(seed: int | None, dtype: np.dtype) -> Sequential:
+    half = initializers.RandomUniform(-0.5, 0.5)
+    model = Sequential(
+        [
+            layers.Dense(10, "relu", input_dim=784, kernel_initializer=half, bias_initializer=half),
+            layers.Dense(10, "softmax", kernel_initializer=half, bias_initializer=half),
+        ],
+        name="scratch_mnist",
+        seed=seed,
+        dtype=dtype,
+    )
+    model.compile(
+        optimizer=optimizers.SGD(learning_rate=0.1),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _deep(seed: int | None, dtype: np.dtype) -> Sequential:
+    model = Sequential(
+        [
+            layers.Dense(256, activation="relu", input_dim=784),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="deep_mnist",
+        seed=seed,
+        dtype=dtype,
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe("keras", "784-512-10 ReLU/softmax, RMSprop, batch 128", _keras, 5, 128),
+        Recipe(
+            "scratch",
+            "784-10-10 ReLU/softmax, full-batch gradient descent, lr 0.1",
+            _scratch,
+            500,
+            None,
+            fit_options={"shuffle": False},
+            dev_rows=1000,
+            log_every=10,
+        ),
+        Recipe(
+            "deep",
+            "784-256-128-10 ReLU/softmax, Adam, batch 32, 10% validation",
+            _deep,
+            10,
+            32,
+            fit_options={"validation_split": 0.1},
+        ),
+    )
+}
+
+
+@dataclass
+class RecipeResult:
+    """What one run of a recipe measured."""
+
+    recipe: str
+    backend: str
+    dtype: str
+    epochs: int
+    test_loss: float
+    test_accuracy: float
+    epoch_seconds: list[float]
+    train_seconds: float
+    history: dict[str, list[float]]
+
+
+def get(name: str) -> Recipe:
+    """The recipe called ``name``."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def prepare_mnist(data: Data, dtype: np.dtype) -> Data:
+    """Flatten the images to 784 columns and scale pixels to [0, 1]."""
+    (x_train, y_train), (x_test, y_test) = data
+    return (
+        (datasets.scale_pixels(datasets.flatten(x_train), dtype), y_train),
+        (datasets.scale_pixels(datasets.flatten(x_test), dtype), y_test),
+    )
+
+
+def run(
+    name: str,
+    *,
+    backend: str | None = None,
+    epochs: int | None = None,
+    data_dir: str | None = None,
+    seed: int | None = None,
+    dtype: str | None = None,
+    verbose: int = 1,
+    print_fn: Callable[[str], Any] = print,
+) -> RecipeResult:
+    """Train recipe ``name`` on MNIST and evaluate it on the test set."""
+    recipe = get(name)
+    context = use_backend(backend) if backend is not None else contextlib.nullcontext()
+    with context:
+        resolved = resolve_dtype(dtype)
+        (x_train, y_train), (x_test, y_test) = prepare_mnist(mnist.load_data(data_dir), resolved)
+        fit_options: dict[str, Any] = dict(recipe.fit_options)
+        if recipe.dev_rows:
+            x_train, y_train = datasets.shuffle(x_train, y_train, seed=seed)
+            dev = recipe.dev_rows
+            fit_options["validation_data"] = (x_train[:dev], y_train[:dev])
+            x_train, y_train = x_train[dev:], y_train[dev:]
+        model = recipe.build(seed, resolved)
+        timer = EpochTimer()
+        hooks: list[Callback] = [timer]
+        if verbose:
+            hooks.append(ProgressLogger(print_fn, every=recipe.log_every))
+        started = time.perf_counter()
+        history = model.fit(
+            x_train,
+            y_train,
+            epochs=recipe.epochs if epochs is None else epochs,
+            batch_size=recipe.batch_size or len(x_train),
+            verbose=0,
+            seed=seed,
+            callbacks=hooks,
+            **fit_options,
+        )
+        train_seconds = time.perf_counter() - started
+        test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=1000)  # type: ignore[misc]
+        return RecipeResult(
+            recipe=name,
+            backend=model.backend.name if model.backend else "?",
+            dtype=resolved.name,
+            epochs=len(timer.seconds),
+            test_loss=test_loss,
+            test_accuracy=test_accuracy,
+            epoch_seconds=timer.seconds,
+            train_seconds=train_seconds,
+            history=history.history,
+        )
