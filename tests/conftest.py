@@ -1,0 +1,57 @@
+"""Shared fixtures: the backends that can run here, MNIST, clean backend state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.backends import BACKEND_NAMES, available_backends
+
+_STATUS = {info.name: info for info in available_backends()}
+
+
+def backend_params(names: tuple[str, ...] = BACKEND_NAMES) -> list[object]:
+    """pytest params over ``names``; those that cannot run here skip with the reason."""
+    params = []
+    for name in names:
+        info = _STATUS[name]
+        marks = [] if info.available else [pytest.mark.skip(reason=f"{name}: {info.reason}")]
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+#: every backend except the reference, for equivalence tests against it
+OTHER_BACKENDS = tuple(name for name in BACKEND_NAMES if name != "numpy")
+
+
+@pytest.fixture(params=backend_params())
+def backend_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each backend that can run here, active for the test."""
+    with fastnn.use_backend(request.param):
+        yield request.param
+
+
+@pytest.fixture(autouse=True)
+def _clean_backend_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test leaks a process-wide backend, seed or dtype into another."""
+    monkeypatch.delenv("FASTNN_BACKEND", raising=False)
+    monkeypatch.delenv("FASTNN_DTYPE", raising=False)
+    yield
+    fastnn.set_backend(None)
+    fastnn.set_random_seed(None)
+
+
+@pytest.fixture(scope="session")
+def mnist() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The real MNIST, flattened and scaled to float32 in [0, 1].
+
+    Read from $FASTNN_DATA_DIR (CI points it at the shared copy); without it the
+    loader uses, or downloads into, its cache folder.
+    """
+    from fastnn.datasets import mnist as mnist_module
+    from fastnn.recipes import prepare_mnist
+
+    return prepare_mnist(mnist_module.load_data(), np.dtype("float32"))
