@@ -1,0 +1,37 @@
+"""The threading setup fastnn chooses for numba's parallel kernels.
+
+Only the matmul kernels run in parallel (see ``fastnn/backends/numba_backend.py``
+for why the others are serial), and only for products big enough to pay for it.
+Measured on the 2-core target machine, for a thin 8192x512x10 product
+interleaved with NumPy's multi-threaded BLAS (as a training step interleaves
+them):
+
+* OpenMP with its default "active" waiting: 1.8 us per parallel launch, but its
+  spinning threads and BLAS's fought over the cores: +7.5 ms per BLAS/kernel pair;
+* OpenMP with ``OMP_WAIT_POLICY=PASSIVE``: 0.07 ms per launch, no fight;
+* numba's own "workqueue" pool: 0.15 ms per launch, no fight, but it aborts when
+  two Python threads launch parallel kernels at once.
+
+So fastnn asks for OpenMP (then TBB, then workqueue, whichever loads) with
+passive waiting. Each is only a default: ``NUMBA_THREADING_LAYER`` and
+``OMP_WAIT_POLICY`` set by the user win, and the pool size follows
+``NUMBA_NUM_THREADS`` or ``numba.set_num_threads`` (default: every core).
+The wait policy is read when OpenMP loads, so it only takes effect if no other
+library loaded OpenMP before the first parallel kernel runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+
+LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+WAIT_POLICY = "PASSIVE"
+
+
+def configure() -> None:
+    """Apply fastnn's threading defaults, leaving whatever the user set alone."""
+    os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER_PRIORITY = LAYER_PRIORITY  # type: ignore[attr-defined]

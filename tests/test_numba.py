@@ -1,0 +1,301 @@
+"""The Numba backend's own concerns: kernels against the reference on awkward inputs,
+property tests, the matmul paths, caching, threading defaults, and allocations."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.backends.numpy_backend import NumpyBackend
+
+from .conftest import backend_params
+
+pytestmark = pytest.mark.parametrize("name", backend_params(("numba",)))
+REF = NumpyBackend()
+TOL = {np.dtype("float32"): 1e-5, np.dtype("float64"): 1e-12}
+
+hypothesis = pytest.importorskip("hypothesis")
+st = pytest.importorskip("hypothesis.strategies")
+hnp = pytest.importorskip("hypothesis.extra.numpy")
+
+
+def _close(actual: Any, expected: Any, dtype: np.dtype) -> None:
+    np.testing.assert_allclose(actual, expected, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+# ----------------------------------------------------- awkward array layouts
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_strided_inputs_match_reference(name: str, dtype: str) -> None:
+    """Views with strides (a column slice, a transpose) go through the kernels correctly."""
+    backend = fastnn.get_backend(name)
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    wide = rng.standard_normal((9, 14)).astype(dt)
+    x = wide[:, ::2]  # (9, 7), strided rows
+    xt = rng.standard_normal((7, 9)).astype(dt).T  # (9, 7), column-major
+    bias = rng.standard_normal(14).astype(dt)[::2]
+    labels = rng.integers(0, 7, 9)
+    for a in (x, xt):
+        _close(backend.relu(a), REF.relu(a), dt)
+        _close(backend.sigmoid(a), REF.sigmoid(a), dt)
+        _close(backend.softmax(a), REF.softmax(a), dt)
+        _close(backend.bias_activation(a, bias, "relu"), REF.bias_activation(a, bias, "relu"), dt)
+        _close(backend.relu_backward(a, xt), REF.relu_backward(a, xt), dt)
+        _close(backend.sum_rows(a), REF.sum_rows(a), dt)
+        loss, grad = backend.sparse_softmax_cross_entropy(a, labels)
+        ref_loss, ref_grad = REF.sparse_softmax_cross_entropy(a, labels)
+        assert loss == pytest.approx(ref_loss, rel=TOL[dt])
+        _close(grad, ref_grad, dt)
+        _close(
+            backend.take_rows(a, np.array([8, 0, -1])), REF.take_rows(a, np.array([8, 0, -1])), dt
+        )
+    # an out= that is itself a strided view is written in place
+    out = np.zeros((9, 14), dt)[:, ::2]
+    backend.softmax(x, out=out)
+    _close(out, REF.softmax(x), dt)
+    # optimizer updates on non-contiguous parameters fall back and still update in place
+    param = wide.copy()[:, ::2]
+    ref_param = param.copy()
+    velocity, ref_velocity = np.zeros_like(param), np.zeros_like(param)
+    backend.rmsprop_update(param, x, velocity, 0.01, 0.9, 1e-7)
+    REF.rmsprop_update(ref_param, x, ref_velocity, 0.01, 0.9, 1e-7)
+    _close(param, ref_param, dt)
+
+
+def test_kernels_check_what_they_index(name: str) -> None:
+    backend = fastnn.get_backend(name)
+    x = np.ones((4, 3), np.float32)
+    with pytest.raises(IndexError):
+        backend.take_rows(x, np.array([0, 4]))
+    with pytest.raises(IndexError):
+        backend.sparse_softmax_cross_entropy(x, np.array([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="shapes differ"):
+        backend.relu_backward(x, np.ones((3, 4), np.float32))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        backend.sparse_softmax_cross_entropy(x, np.array([0, 1]))
+
+
+# ------------------------------------------------------------ property tests
+def _matrices(dtype: np.dtype) -> Any:
+    shape = st.tuples(st.integers(1, 9), st.integers(1, 12))
+    values = st.floats(-1e4, 1e4, width=dtype.itemsize * 8, allow_nan=False)
+    return hnp.arrays(dtype, shape, elements=values)
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_elementwise_and_softmax_properties(name: str, data: Any, dtype: type) -> None:
+    backend = fastnn.get_backend(name)
+    dt = np.dtype(dtype)
+    x = data.draw(_matrices(dt))
+    dy = data.draw(hnp.arrays(dt, x.shape, elements=st.floats(-10, 10, width=dt.itemsize * 8)))
+    bias = data.draw(
+        hnp.arrays(dt, x.shape[1:], elements=st.floats(-10, 10, width=dt.itemsize * 8))
+    )
+    for op, args in (
+        ("relu", (x,)),
+        ("sigmoid", (x,)),
+        ("softmax", (x,)),
+        ("relu_backward", (dy, x)),
+        ("softmax_backward", (dy, REF.softmax(x))),
+        ("sum_rows", (dy,)),
+    ):
+        _close(getattr(backend, op)(*args), getattr(REF, op)(*args), dt)
+    for activation in ("linear", "relu", "sigmoid", "softmax"):
+        _close(
+            backend.bias_activation(x.copy(), bias, activation),
+            REF.bias_activation(x.copy(), bias, activation),
+            dt,
+        )
+    labels = data.draw(hnp.arrays(np.int64, x.shape[:1], elements=st.integers(0, x.shape[1] - 1)))
+    loss, grad = backend.sparse_softmax_cross_entropy(x, labels)
+    ref_loss, ref_grad = REF.sparse_softmax_cross_entropy(x, labels)
+    assert loss == pytest.approx(ref_loss, rel=TOL[dt], abs=TOL[dt])
+    _close(grad, ref_grad, dt)
+    assert backend.count_argmax_matches(x, labels) == REF.count_argmax_matches(x, labels)
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(
+    data=st.data(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    optimizer=st.sampled_from(["sgd", "momentum", "nesterov", "rmsprop", "adam"]),
+)
+def test_optimizer_update_properties(name: str, data: Any, dtype: type, optimizer: str) -> None:
+    backend = fastnn.get_backend(name)
+    dt = np.dtype(dtype)
+    size = data.draw(st.integers(1, 300))
+    floats = st.floats(-3, 3, width=dt.itemsize * 8)
+    param, grad = (data.draw(hnp.arrays(dt, size, elements=floats)) for _ in range(2))
+    slot_a = data.draw(hnp.arrays(dt, size, elements=floats))
+    slot_b = np.abs(data.draw(hnp.arrays(dt, size, elements=floats)))
+    lr = data.draw(st.floats(1e-4, 0.5))
+    args = {
+        "sgd": ("sgd_update", (lr,), 0),
+        "momentum": ("momentum_update", (lr, 0.9, False), 1),
+        "nesterov": ("momentum_update", (lr, 0.9, True), 1),
+        "rmsprop": ("rmsprop_update", (lr, 0.9, 1e-7), 1),
+        "adam": ("adam_update", (lr, 0.9, 0.999, 1e-7, data.draw(st.integers(1, 50))), 2),
+    }[optimizer]
+    method, scalars, n_slots = args
+    slots = [np.abs(slot_b) if optimizer in ("rmsprop",) else slot_a, slot_b][:n_slots]
+    mine = [param.copy(), grad, *(s.copy() for s in slots)]
+    ref = [param.copy(), grad, *(s.copy() for s in slots)]
+    getattr(backend, method)(*mine, *scalars)
+    getattr(REF, method)(*ref, *scalars)
+    for got, want in zip(mine, ref, strict=True):
+        _close(got, want, dt)
+
+
+# ------------------------------------------------------------------- matmul
+@pytest.mark.parametrize("path", ["blas", "own"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 7, 3), (5, 3, 1), (7, 13, 9), (65, 300, 33)])
+def test_matmul_paths_agree(name: str, path: str, dtype: str, shape: tuple[int, int, int]) -> None:
+    from fastnn.kernels import matmul
+
+    dt = np.dtype(dtype)
+    rows, depth, cols = shape
+    rng = np.random.default_rng(sum(shape))
+    for ta in (False, True):
+        for tb in (False, True):
+            a = rng.standard_normal((depth, rows) if ta else (rows, depth)).astype(dt)
+            b = rng.standard_normal((cols, depth) if tb else (depth, cols)).astype(dt)
+            left = (a.T if ta else a).astype(np.float64)
+            right = (b.T if tb else b).astype(np.float64)
+            out = np.empty((rows, cols), dt)
+            result = matmul.matmul(a, b, ta, tb, out, path=path)
+            assert result is out
+            # the classic bound for a computed dot product: depth * eps * sum |a_k b_k|
+            bound = 2 * depth * np.finfo(dt).eps * (np.abs(left) @ np.abs(right))
+            assert np.all(np.abs(out - left @ right) <= bound), (ta, tb)
+
+
+def test_matmul_choice_follows_the_measured_rules(name: str) -> None:
+    from fastnn.kernels.matmul import choose
+
+    assert choose(128, 784, 512, False, False) == "blas"  # wide: BLAS
+    assert choose(128, 512, 10, False, False) == "blas"  # thin but small: BLAS
+    assert choose(59000, 784, 10, False, False) == "own"  # thin and big: our kernels
+    assert choose(784, 59000, 10, True, False) == "own"  # the matching weight gradient
+    assert choose(784, 59000, 10, False, False) == "blas"  # a long dot product: BLAS
+
+
+# ---------------------------------------------------------------- exp kernel
+def test_exp_of_non_positive_numbers(name: str) -> None:
+    from fastnn.kernels.exp import exp_nonpositive_array
+
+    for dt in (np.float32, np.float64):
+        x = -np.abs(np.random.default_rng(1).standard_normal(20000) * 40).astype(dt)
+        x[:5] = [0.0, -1e-30, -87.0, -np.inf, np.nan]
+        out = np.empty_like(x)
+        exp_nonpositive_array(x, out)
+        reference = np.exp(x.astype(np.float64))
+        normal = reference > np.finfo(dt).tiny
+        eps = np.finfo(dt).eps
+        relative = np.abs(out[normal] - reference[normal]) / reference[normal]
+        assert relative.max() < 64 * eps
+        assert np.all(out[~normal & ~np.isnan(x)] <= np.finfo(dt).tiny)
+        assert out[3] == 0.0 and np.isnan(out[4])
+
+
+# ----------------------------------------------------- subnormal flushing
+def test_optimizer_state_never_goes_subnormal(name: str) -> None:
+    """A weight whose gradient stays 0 ends with state exactly 0, not a subnormal."""
+    backend = fastnn.get_backend(name)
+    param = np.ones(4, np.float32)
+    grad = np.zeros(4, np.float32)
+    m = np.full(4, 1e-30, np.float32)
+    v = np.full(4, 1e-30, np.float32)
+    for step in range(1, 400):
+        backend.adam_update(param, grad, m, v, 1e-3, 0.9, 0.999, 1e-7, step)
+        backend.rmsprop_update(param, grad, v, 1e-3, 0.9, 1e-7)
+    tiny = np.finfo(np.float32).tiny
+    for state in (m, v):
+        assert np.all((state == 0) | (np.abs(state) >= tiny))
+    assert np.all(m == 0)
+
+
+# ------------------------------------------------------------ infrastructure
+def test_every_kernel_is_cached(name: str) -> None:
+    """cache=True on every kernel, so a second process loads machine code, not LLVM IR."""
+    dispatchers = []
+    for module_name in ("elementwise", "softmax", "rows", "optimizers", "matmul", "exp"):
+        module = importlib.import_module(f"fastnn.kernels.{module_name}")
+        dispatchers += [v for v in vars(module).values() if hasattr(v, "py_func")]
+    assert len(dispatchers) >= 25
+    for dispatcher in dispatchers:
+        assert type(dispatcher._cache).__name__ == "FunctionCache", dispatcher.py_func.__name__
+
+
+def test_probe_reports_a_missing_numba(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastnn.backends import numba_backend
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda module, *a: None if module == "numba" else real_find_spec(module, *a),
+    )
+    assert numba_backend.probe() == "numba is not installed (pip install 'fastnn[numba]')"
+
+
+def _threading_settings(**env: str) -> list[str]:
+    code = (
+        "import os, fastnn, numba; fastnn.get_backend('numba'); "
+        "print(os.environ.get('OMP_WAIT_POLICY')); print(numba.config.THREADING_LAYER); "
+        "print(numba.config.THREADING_LAYER_PRIORITY[0])"
+    )
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",)}
+    clean = {k: v for k, v in clean.items() if not k.startswith("NUMBA_THREADING")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_threading_defaults_and_user_overrides(name: str) -> None:
+    assert _threading_settings() == ["PASSIVE", "default", "omp"]
+    overridden = _threading_settings(OMP_WAIT_POLICY="ACTIVE", NUMBA_THREADING_LAYER="workqueue")
+    assert overridden[:2] == ["ACTIVE", "workqueue"]
+
+
+def test_training_steps_allocate_no_arrays(name: str) -> None:
+    """After the first steps, a training step allocates no array buffers at all."""
+    from fastnn.callbacks import Callback
+
+    rng = np.random.default_rng(0)
+    x = rng.random((1100, 784)).astype(np.float32)
+    y = rng.integers(0, 10, len(x))
+    peaks: list[int] = []
+
+    class Watch(Callback):
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            if batch == 3:
+                tracemalloc.start()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch == 7:
+                peaks.append(tracemalloc.get_traced_memory()[1])
+                tracemalloc.stop()
+
+    with fastnn.use_backend(name):
+        for optimizer in ("rmsprop", "adam", "sgd"):
+            model = fastnn.Sequential(
+                [fastnn.layers.Dense(512, "relu"), fastnn.layers.Dense(10, "softmax")], seed=0
+            )
+            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"])  # fmt: skip
+            model.fit(x, y, epochs=1, batch_size=128, verbose=0, callbacks=[Watch()])
+    # a single 128x512 float32 temporary would be 262,144 bytes
+    assert max(peaks) < 16_384, peaks
