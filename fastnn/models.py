@@ -241,7 +241,7 @@ class Sequential:
 
     @property
     def _accuracy_kind(self) -> str:
-        """ "argmax" (which class) or "threshold" (binary outputs, entry by entry)."""
+        """Which accuracy applies: "argmax" (one class per row) or "threshold" (per entry)."""
         binary = isinstance(self.loss, losses_module.BinaryCrossentropy)
         return "threshold" if binary or self.output_units == 1 else "argmax"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from fastnn.backends import BACKEND_NAMES, available_backends
 _STATUS = {info.name: info for info in available_backends()}
 
 
-def backend_params(names: tuple[str, ...] = BACKEND_NAMES) -> list[object]:
+def backend_params(names: tuple[str, ...] = BACKEND_NAMES) -> list[Any]:
     """pytest params over ``names``; those that cannot run here skip with the reason."""
     params = []
     for name in names:

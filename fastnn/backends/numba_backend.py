@@ -60,9 +60,21 @@ def _alike(a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 def _flat(*arrays: np.ndarray) -> list[np.ndarray] | None:
     """1-D views of same-shape C-contiguous arrays, or None if any is not such an array."""
     shape = arrays[0].shape
-    if any(a.shape != shape or not a.flags.c_contiguous for a in arrays):
-        return None
-    return [a.reshape(-1) for a in arrays]
+    views = []
+    for a in arrays:  # a plain loop: this runs for every weight at every step
+        if a.shape != shape or not a.flags.c_contiguous:
+            return None
+        views.append(a.reshape(-1))
+    return views
+
+
+_TINY = {np.dtype(t): t(np.finfo(t).tiny) for t in (np.float32, np.float64)}
+
+
+def _tiny(dtype: np.dtype) -> Any:
+    """The smallest normal number of ``dtype``, as a scalar of that dtype."""
+    tiny = _TINY.get(dtype)
+    return tiny if tiny is not None else dtype.type(np.finfo(dtype).tiny)
 
 
 class NumbaBackend(NumpyBackend):
@@ -260,7 +272,7 @@ class NumbaBackend(NumpyBackend):
         if flat is None:
             return super().momentum_update(param, grad, velocity, learning_rate, momentum, nesterov)
         cast = param.dtype.type
-        tiny = cast(np.finfo(param.dtype).tiny)
+        tiny = _tiny(param.dtype)
         self._optimizers.momentum(*flat, cast(learning_rate), cast(momentum), bool(nesterov), tiny)
         return None
 
@@ -277,7 +289,7 @@ class NumbaBackend(NumpyBackend):
         if flat is None:
             return super().rmsprop_update(param, grad, velocity, learning_rate, rho, epsilon)
         cast = param.dtype.type
-        tiny = cast(np.finfo(param.dtype).tiny)
+        tiny = _tiny(param.dtype)
         self._optimizers.rmsprop(
             *flat, cast(learning_rate), cast(rho), cast(1.0 - rho), cast(epsilon), tiny
         )
@@ -302,7 +314,7 @@ class NumbaBackend(NumpyBackend):
             )
         cast = param.dtype.type
         alpha = adam_step_size(learning_rate, beta_1, beta_2, step)
-        tiny = cast(np.finfo(param.dtype).tiny)
+        tiny = _tiny(param.dtype)
         self._optimizers.adam(
             *flat, cast(alpha), cast(1.0 - beta_1), cast(1.0 - beta_2), cast(epsilon), tiny
         )

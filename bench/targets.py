@@ -1,0 +1,188 @@
+"""The Numba backend's speed targets, measured in one run as ratios.
+
+Workloads that are compared are timed in interleaved rounds (each round times
+every workload once, in turn), so a slow spell of this shared machine touches
+all of them alike; a ratio is the median over rounds of that round's ratio.
+Every workload runs once untimed first: its first-call time (JIT compilation on
+the numba backend) is reported on its own and never enters a median.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bench.peers import scratch_tutorial
+from fastnn import benchmarks, recipes
+from fastnn.recipes import Data
+
+#: what each ratio must reach, from the Numba issue
+TARGETS = {
+    "keras epoch, numba / numpy": ("<=", 0.70),
+    "keras epoch, numba / GEMM floor": ("<=", 1.25),
+    "op bias_relu (128x512), numpy / numba": (">=", 3.0),
+    "op softmax_cross_entropy (128x10), numpy / numba": (">=", 3.0),
+    "op rmsprop_update (784x512), numpy / numba": (">=", 3.0),
+    "op adam_update (784x512), numpy / numba": (">=", 3.0),
+    "scratch 500 iterations, numba / tutorial NumPy": ("<=", 0.25),
+    "keras test accuracy, |numba - numpy|": ("<=", 0.003),
+    "keras test accuracy, numba": (">=", 0.975),
+}
+
+
+def interleaved(
+    workloads: Mapping[str, Callable[[], object]], rounds: int
+) -> dict[str, benchmarks.Timing]:
+    """Time each workload once per round, rounds interleaved; first calls apart."""
+    timings = {name: benchmarks.Timing(first=_seconds(work)) for name, work in workloads.items()}
+    for _ in range(rounds):
+        for name, work in workloads.items():
+            timings[name].runs.append(_seconds(work))
+    return timings
+
+
+def _seconds(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    result = work()
+    elapsed = time.perf_counter() - start
+    return result if isinstance(result, float) else elapsed
+
+
+def round_ratio(timings: dict[str, benchmarks.Timing], top: str, bottom: str) -> float:
+    """Median over rounds of top's time / bottom's time in the same round."""
+    pairs = zip(timings[top].runs, timings[bottom].runs, strict=True)
+    return statistics.median(a / b for a, b in pairs)
+
+
+def keras_epochs(data: Data, rounds: int) -> dict[str, Any]:
+    """Epoch times of the keras recipe on numpy and numba, and the GEMM floors."""
+    (x, y), _ = data
+    workloads = {
+        "numpy": benchmarks.keras_epoch("numpy", x, y),
+        "numba": benchmarks.keras_epoch("numba", x, y),
+        "gemm floor": benchmarks.gemm_floor(x, preallocated=False),
+        "gemm floor, preallocated": benchmarks.gemm_floor(x, preallocated=True),
+    }
+    timings = interleaved(workloads, rounds)
+    return {
+        "timings": {name: t.to_dict() for name, t in timings.items()},
+        "ratios": {
+            "keras epoch, numba / numpy": round_ratio(timings, "numba", "numpy"),
+            "keras epoch, numba / GEMM floor": round_ratio(timings, "numba", "gemm floor"),
+            "keras epoch, numba / GEMM floor (preallocated)": round_ratio(
+                timings, "numba", "gemm floor, preallocated"
+            ),
+        },
+    }
+
+
+def ops(rounds: int, calls: int = 200) -> dict[str, Any]:
+    """The hot ops at the network's sizes, numpy's way against the numba kernels."""
+    per_backend = {name: benchmarks.op_workloads(name) for name in ("numpy", "numba")}
+    workloads: dict[str, Callable[[], object]] = {}
+    for backend_name, table in per_backend.items():
+        for op, call in table.items():
+            workloads[f"{op} [{backend_name}]"] = _repeat(call, calls)
+    timings = interleaved(workloads, rounds)
+    ratios = {
+        f"op {op}, numpy / numba": round_ratio(timings, f"{op} [numpy]", f"{op} [numba]")
+        for op in per_backend["numpy"]
+    }
+    per_call = {name: t.median / calls for name, t in timings.items()}
+    return {"seconds_per_call": per_call, "ratios": ratios}
+
+
+def _repeat(call: Callable[[], object], times: int) -> Callable[[], None]:
+    def many() -> None:
+        for _ in range(times):
+            call()
+
+    return many
+
+
+def scratch(data: Data, iterations: int = 500, seed: int = 1) -> dict[str, Any]:
+    """The scratch recipe on numba (and numpy) against the tutorial's own code."""
+    (x_train, y_train), (x_test, y_test) = data
+    started = time.perf_counter()
+    tutorial_accuracy = scratch_tutorial.train_and_test(
+        x_train, y_train, x_test, y_test, iterations=iterations, seed=seed
+    )
+    tutorial_seconds = time.perf_counter() - started
+    result: dict[str, Any] = {
+        "tutorial NumPy (float64)": {"seconds": tutorial_seconds, "accuracy": tutorial_accuracy}
+    }
+    for backend_name in ("numba", "numpy"):
+        run = recipes.run("scratch", backend=backend_name, epochs=iterations, seed=seed, verbose=0)
+        result[f"fastnn {backend_name} (float32)"] = {
+            "seconds": run.train_seconds,
+            "accuracy": run.test_accuracy,
+            "first_iteration_seconds": run.epoch_seconds[0],
+        }
+    result["ratios"] = {
+        "scratch 500 iterations, numba / tutorial NumPy": result["fastnn numba (float32)"][
+            "seconds"
+        ]
+        / tutorial_seconds
+    }
+    return result
+
+
+def keras_accuracy() -> dict[str, Any]:
+    """Test accuracy of the keras recipe (5 epochs) on numpy and numba, same seed."""
+    accuracy = {
+        name: recipes.run("keras", backend=name, seed=0, verbose=0).test_accuracy
+        for name in ("numpy", "numba")
+    }
+    return {
+        "accuracy": accuracy,
+        "ratios": {
+            "keras test accuracy, numba": accuracy["numba"],
+            "keras test accuracy, |numba - numpy|": abs(accuracy["numba"] - accuracy["numpy"]),
+        },
+    }
+
+
+def meets(name: str, value: float) -> bool:
+    """Whether ``value`` reaches the target called ``name``."""
+    comparison, bound = TARGETS[name]
+    return value <= bound if comparison == "<=" else value >= bound
+
+
+_FIRST_STEP = """
+import time, numpy as np, fastnn
+from fastnn import layers
+x = np.random.default_rng(0).random((256, 784), dtype=np.float32); y = np.arange(256) % 10
+with fastnn.use_backend("numba"):
+    model = fastnn.Sequential([layers.Dense(512, "relu"), layers.Dense(10, "softmax")])
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["acc"])
+    start = time.perf_counter()
+    model.fit(x, y, epochs=1, batch_size=128, verbose=0)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    model.fit(x, y, epochs=1, batch_size=128, verbose=0)
+    print(first, time.perf_counter() - start)
+"""
+
+
+def jit_compile_seconds() -> dict[str, float]:
+    """Two fresh processes training two keras steps: one with an empty JIT cache, one after.
+
+    Their first-epoch time minus the second is what compiling (or loading from the
+    cache) costs; it is never part of any figure above.
+    """
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        runs = []
+        for _ in range(2):
+            output = subprocess.run(
+                [sys.executable, "-c", _FIRST_STEP], env=env, check=True, capture_output=True,
+                text=True,
+            ).stdout.split()  # fmt: skip
+            runs.append(float(output[0]) - float(output[1]))
+    return {"compile, empty cache": runs[0], "load from cache": runs[1]}
