@@ -31,7 +31,7 @@ TARGETS = {
     "op rmsprop_update (784x512), numpy / numba": (">=", 3.0),
     "op adam_update (784x512), numpy / numba": (">=", 3.0),
     "scratch 500 iterations, numba / tutorial NumPy": ("<=", 0.25),
-    "keras test accuracy, |numba - numpy|": ("<=", 0.003),
+    "keras test accuracy, numba minus numpy (absolute)": ("<=", 0.003),
     "keras test accuracy, numba": (">=", 0.975),
 }
 
@@ -143,7 +143,9 @@ def keras_accuracy() -> dict[str, Any]:
         "accuracy": accuracy,
         "ratios": {
             "keras test accuracy, numba": accuracy["numba"],
-            "keras test accuracy, |numba - numpy|": abs(accuracy["numba"] - accuracy["numpy"]),
+            "keras test accuracy, numba minus numpy (absolute)": abs(
+                accuracy["numba"] - accuracy["numpy"]
+            ),
         },
     }
 
