@@ -34,7 +34,29 @@ DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the weights are those before the failing step."""
+    """The loss became NaN or infinite.
+
+    On the CPU backends the weights are those before the failing step. An
+    asynchronous (GPU) backend reads its losses back once per epoch, so there
+    the error names the first failing step but the epoch has run to its end.
+    """
+
+
+def _check_finite(
+    losses: list[tuple[float, int]], epoch: int, first_step: int, after_epoch: bool = False
+) -> None:
+    """Raise TrainingDivergedError at the first non-finite (loss, rows) of a run of steps."""
+    for offset, (value, _) in enumerate(losses):
+        if not math.isfinite(value):
+            when = (
+                "; found at the end of that epoch (the GPU backend checks once per epoch)"
+                if after_epoch
+                else "; training stopped before applying that step"
+            )
+            raise TrainingDivergedError(
+                f"the loss became {value} at epoch {epoch + 1}, step {first_step + offset + 1}"
+                f"{when}. Lower the learning rate or check the data"
+            )
 
 
 def _batch_size(value: int | None) -> int:
@@ -353,28 +375,38 @@ class Sequential:
         params = [p for layer in self.layers for p in layer.params.values()]
         grads = [g for layer in self.layers for g in layer.grads.values()]
         order = backend.asarray(rng.permutation(data.n)) if shuffle else None
-        loss_sum = 0.0
-        correct = 0
+        # Reading a loss back makes a GPU wait, so hooks that want every step's loss
+        # are the only reason to read it per step on an asynchronous backend.
+        step_hooks = [
+            hook
+            for hook in hooks
+            if type(hook).on_train_batch_end is not Callback.on_train_batch_end
+        ]
+        losses: list[tuple[Scalar, int]] = []  # (mean loss, rows) per step
+        counts: list[Scalar] = []
         for step, start in enumerate(range(0, data.n, batch_size)):
             for hook in hooks:
                 hook.on_train_batch_begin(step)
             stop = min(start + batch_size, data.n)
             xb, yb, metric_yb = data.batch(start, stop, order, self._workspace)
             loss, outputs = self._forward_backward(backend, loss_fn, xb, yb)
-            loss_value = float(loss)
-            if not math.isfinite(loss_value):
-                raise TrainingDivergedError(
-                    f"the loss became {loss_value} at epoch {epoch + 1}, step {step + 1}; training "
-                    "stopped before applying that step. Lower the learning rate or check the data"
-                )
+            if backend.synchronous:  # the check costs nothing here: before the update
+                loss = float(loss)
+                _check_finite([(loss, stop - start)], epoch, first_step=step)
+            losses.append((loss, stop - start))
             if metric_yb is not None:
-                correct += int(self._count_correct(backend, outputs, metric_yb))
+                counts.append(self._count_correct(backend, outputs, metric_yb))
             optimizer.apply(backend, params, grads)
-            loss_sum += loss_value * (stop - start)
-            for hook in hooks:
-                hook.on_train_batch_end(step, {"loss": loss_value})
-        logs = {"loss": loss_sum / data.n}
+            if step_hooks:
+                logs = {"loss": float(loss)}
+                for hook in step_hooks:
+                    hook.on_train_batch_end(step, logs)
+        values = [(float(loss), rows) for loss, rows in losses]  # one wait per epoch
+        if not backend.synchronous:
+            _check_finite(values, epoch, first_step=0, after_epoch=True)
+        logs = {"loss": sum(value * rows for value, rows in values) / data.n}
         if self.metrics:
+            correct = sum(int(count) for count in counts)
             logs["accuracy"] = correct / (data.n * self._accuracy_entries)
         return logs
 

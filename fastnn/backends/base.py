@@ -42,6 +42,9 @@ class Backend(ABC):
 
     #: Registry name of the backend ("numpy", "numba", "cupy").
     name: ClassVar[str]
+    #: False when ops only queue work (a GPU): scalars they return are read back on
+    #: demand, and training reads them once per epoch rather than once per step.
+    synchronous: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ arrays
     @abstractmethod

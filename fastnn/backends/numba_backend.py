@@ -86,6 +86,7 @@ class NumbaBackend(NumpyBackend):
         from fastnn.kernels import elementwise, optimizers, rows, softmax, threads
         from fastnn.kernels import matmul as matmul_kernels
 
+        super().__init__()
         threads.configure()
         self._elementwise = elementwise
         self._softmax = softmax

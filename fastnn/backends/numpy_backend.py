@@ -29,7 +29,10 @@ class NumpyBackend(Backend):
     """Reference implementation of every op with NumPy."""
 
     name: ClassVar[str] = "numpy"
-    xp: ClassVar[Any] = np
+
+    def __init__(self) -> None:
+        #: the array module every op calls: NumPy here, CuPy in the GPU backend
+        self.xp: Any = np
 
     # ------------------------------------------------------------------ arrays
     def asarray(self, x: Any, dtype: DTypeLike | None = None) -> Array:
