@@ -1,20 +1,20 @@
-"""Measure the speed targets in one run and write them to ``bench/results/``.
+"""Measure everything in one run and write the machine's snapshot to ``bench/results/``.
 
-    python -m bench.report --out bench/results/cpu-2core [--rounds 5]
+    python -m bench.report --out bench/results/cpu-2core [--rounds 5] [--plot]
 
-writes ``cpu-2core.json`` (every timing, the machine, the versions) and
-``cpu-2core.md`` (the ratios against their targets). Needs the real MNIST
-($FASTNN_DATA_DIR or the download cache) and both CPU backends; takes a few
-minutes, mostly the two 500-iteration scratch runs and the tutorial's.
+writes ``cpu-2core.json`` (every timing, the machine, the versions),
+``cpu-2core.md`` (the headline tables and the Numba targets) and, with
+``--plot``, the charts in ``cpu-2core/``. It runs the full ``fastnn bench``
+suite (ops sweep, training beside the peers and the GEMM floor, scaling) on every
+backend that can run here, then the Numba issue's targets when numba can run.
+Needs the real MNIST ($FASTNN_DATA_DIR or the download cache); takes about
+fifteen minutes on a 2-core machine, mostly the 500-iteration scratch runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import shlex
 import sys
 from pathlib import Path
@@ -23,38 +23,16 @@ from typing import Any
 import numpy as np
 
 from bench import targets
+from fastnn.backends import available_backends
+from fastnn.benchmarks import report, suite
 from fastnn.datasets import mnist
 from fastnn.recipes import prepare_mnist
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    import numba
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
-        "platform": platform.platform(),
-    }
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The ratios against their targets, as a short Markdown report."""
+def targets_markdown(result: dict[str, Any]) -> str:
+    """The Numba issue's ratios against their targets, as Markdown."""
     lines = [
-        f"# Numba backend targets: {result['machine']['cpu']}, {result['machine']['cores']} cores",
-        "",
-        f"Measured {result['date']} with `{result['command']}`.",
+        "## Numba backend targets",
         "",
         "| figure | measured | target | met |",
         "| --- | --- | --- | --- |",
@@ -90,38 +68,48 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="path stem: writes STEM.json and STEM.md")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument("--plot", action="store_true", help="also write the charts in STEM/")
     args = parser.parse_args(argv)
     data = prepare_mnist(mnist.load_data(), np.dtype("float32"))
+    runnable = [info.name for info in available_backends() if info.available]
 
-    result: dict[str, Any] = {
-        "command": "python -m bench.report "
-        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-    }
-    print("keras epochs and GEMM floors ...", flush=True)
-    result["keras"] = targets.keras_epochs(data, args.rounds)
-    print("single ops ...", flush=True)
-    result["ops"] = targets.ops(args.rounds)
-    print("keras test accuracy ...", flush=True)
-    result["accuracy"] = targets.keras_accuracy()
-    print("scratch recipe against the tutorial's code ...", flush=True)
-    result["scratch"] = targets.scratch(data)
-    print("JIT compile time ...", flush=True)
-    result["jit"] = targets.jit_compile_seconds()
-    result["ratios"] = {
-        **result["keras"]["ratios"],
-        **result["ops"]["ratios"],
-        **result["scratch"]["ratios"],
-        **result["accuracy"]["ratios"],
-    }
+    options = suite.Options(backends=runnable, rounds=args.rounds)
+    result = suite.run(options, lambda message: print(f"... {message}", flush=True))
+    result["command"] = "python -m bench.report " + " ".join(
+        shlex.quote(a) for a in (argv or sys.argv[1:])
+    )
+    if "numba" in runnable:
+        print("... numba targets: keras epochs and GEMM floors", flush=True)
+        measured: dict[str, Any] = {"keras": targets.keras_epochs(data, args.rounds)}
+        print("... numba targets: single ops", flush=True)
+        measured["ops"] = targets.ops(args.rounds)
+        print("... numba targets: keras test accuracy", flush=True)
+        measured["accuracy"] = targets.keras_accuracy()
+        print("... numba targets: scratch recipe against the tutorial's code", flush=True)
+        measured["scratch"] = targets.scratch(data)
+        print("... numba targets: JIT compile time", flush=True)
+        measured["jit"] = targets.jit_compile_seconds()
+        measured["ratios"] = {
+            **measured["keras"]["ratios"],
+            **measured["ops"]["ratios"],
+            **measured["scratch"]["ratios"],
+            **measured["accuracy"]["ratios"],
+        }
+        result["targets"] = measured
 
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    report = markdown(result)
-    stem.with_suffix(".md").write_text(report)
-    print(report)
+    text = report.markdown(result)
+    if "targets" in result:
+        text += "\n" + targets_markdown(result["targets"])
+    stem.with_suffix(".md").write_text(text)
+    print(text)
+    if args.plot:
+        from fastnn.benchmarks import plots
+
+        for path in plots.write_plots(result, stem):
+            print(f"wrote {path}")
     return 0
 
 

@@ -10,16 +10,16 @@ the numba backend) is reported on its own and never enters a median.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from bench.peers import scratch_tutorial
-from fastnn import benchmarks, recipes
+from fastnn import recipes
+from fastnn.benchmarks import scratch_tutorial, workloads
+from fastnn.benchmarks.timing import interleaved, round_ratio
 from fastnn.recipes import Data
 
 #: what each ratio must reach, from the Numba issue
@@ -36,40 +36,16 @@ TARGETS = {
 }
 
 
-def interleaved(
-    workloads: Mapping[str, Callable[[], object]], rounds: int
-) -> dict[str, benchmarks.Timing]:
-    """Time each workload once per round, rounds interleaved; first calls apart."""
-    timings = {name: benchmarks.Timing(first=_seconds(work)) for name, work in workloads.items()}
-    for _ in range(rounds):
-        for name, work in workloads.items():
-            timings[name].runs.append(_seconds(work))
-    return timings
-
-
-def _seconds(work: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    result = work()
-    elapsed = time.perf_counter() - start
-    return result if isinstance(result, float) else elapsed
-
-
-def round_ratio(timings: dict[str, benchmarks.Timing], top: str, bottom: str) -> float:
-    """Median over rounds of top's time / bottom's time in the same round."""
-    pairs = zip(timings[top].runs, timings[bottom].runs, strict=True)
-    return statistics.median(a / b for a, b in pairs)
-
-
 def keras_epochs(data: Data, rounds: int) -> dict[str, Any]:
     """Epoch times of the keras recipe on numpy and numba, and the GEMM floors."""
     (x, y), _ = data
-    workloads = {
-        "numpy": benchmarks.keras_epoch("numpy", x, y),
-        "numba": benchmarks.keras_epoch("numba", x, y),
-        "gemm floor": benchmarks.gemm_floor(x, preallocated=False),
-        "gemm floor, preallocated": benchmarks.gemm_floor(x, preallocated=True),
+    timed: dict[str, Callable[[], object]] = {
+        "numpy": workloads.KerasEpochs("numpy", x, y),
+        "numba": workloads.KerasEpochs("numba", x, y),
+        "gemm floor": workloads.gemm_floor(x, preallocated=False),
+        "gemm floor, preallocated": workloads.gemm_floor(x, preallocated=True),
     }
-    timings = interleaved(workloads, rounds)
+    timings = interleaved(timed, rounds)
     return {
         "timings": {name: t.to_dict() for name, t in timings.items()},
         "ratios": {
@@ -82,17 +58,24 @@ def keras_epochs(data: Data, rounds: int) -> dict[str, Any]:
     }
 
 
+#: the ops the Numba issue set targets for, at the `keras` network's sizes
+TARGET_OPS = ("bias_relu", "softmax_cross_entropy", "rmsprop_update", "adam_update")
+
+
 def ops(rounds: int, calls: int = 200) -> dict[str, Any]:
     """The hot ops at the network's sizes, numpy's way against the numba kernels."""
-    per_backend = {name: benchmarks.op_workloads(name) for name in ("numpy", "numba")}
-    workloads: dict[str, Callable[[], object]] = {}
-    for backend_name, table in per_backend.items():
-        for op, call in table.items():
-            workloads[f"{op} [{backend_name}]"] = _repeat(call, calls)
-    timings = interleaved(workloads, rounds)
+    timed: dict[str, Callable[[], object]] = {}
+    for op in TARGET_OPS:
+        size = workloads.OP_SIZES[op][0]
+        for backend_name in ("numpy", "numba"):
+            call = workloads.op_workload(backend_name, op, size)
+            timed[f"{op} [{backend_name}]"] = _repeat(call, calls)
+    timings = interleaved(timed, rounds)
     ratios = {
-        f"op {op}, numpy / numba": round_ratio(timings, f"{op} [numpy]", f"{op} [numba]")
-        for op in per_backend["numpy"]
+        f"op {op} ({workloads.size_label(workloads.OP_SIZES[op][0])}), numpy / numba": round_ratio(
+            timings, f"{op} [numpy]", f"{op} [numba]"
+        )
+        for op in TARGET_OPS
     }
     per_call = {name: t.median / calls for name, t in timings.items()}
     return {"seconds_per_call": per_call, "ratios": ratios}

@@ -1,31 +1,43 @@
-"""The hot ops at the `keras` network's sizes, per backend, each checked against NumPy first."""
+"""Every op of the interface, per backend, at the network's sizes and a sweep around them.
+
+Each benchmark first checks the op's result against the NumPy backend (the tests'
+tolerances) and fails if it differs: a fast wrong kernel is not a result.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from bench.conftest import backend_params
-from fastnn import benchmarks
 from fastnn.backends import get_backend
+from fastnn.benchmarks import workloads
 
-OPS = list(benchmarks.op_workloads("numpy"))
-
-
-def _result_of(backend_name: str, op: str) -> list[np.ndarray]:
-    """Run ``op`` once on fresh inputs; what it returned, on the host."""
-    backend = get_backend(backend_name)
-    produced = benchmarks.op_workloads(backend_name)[op]()
-    items = produced if isinstance(produced, tuple) else (produced,)
-    return [np.asarray(backend.to_numpy(i) if hasattr(i, "shape") else i) for i in items]
+CASES = [
+    pytest.param(op, size, id=f"{op}-{workloads.size_label(size)}")
+    for op, sizes in workloads.OP_SIZES.items()
+    for size in sizes
+]
 
 
-@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize(("op", "size"), CASES)
 @pytest.mark.parametrize("name", backend_params())
-def test_op(benchmark: Any, name: str, op: str) -> None:
-    for got, want in zip(_result_of(name, op), _result_of("numpy", op), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    benchmark.group = f"op: {op}"
-    benchmark(benchmarks.op_workloads(name)[op])
+def test_op(benchmark: Any, quick: bool, name: str, op: str, size: tuple[int, ...]) -> None:
+    if quick and size != workloads.OP_SIZES[op][0]:
+        pytest.skip("short mode runs the network's own size only")
+    reference = workloads.on_host("numpy", workloads.op_workload("numpy", op, size)())
+    call = workloads.op_workload(name, op, size)
+    max_abs, max_rel, same = workloads.differences(workloads.on_host(name, call()), reference)
+    assert same, f"{op} {size} on {name} differs from numpy: max abs {max_abs}, rel {max_rel}"
+    benchmark.group = f"op {op} {workloads.size_label(size)}"
+    flops = workloads.op_flops(op, size)
+    if flops:
+        benchmark.extra_info["gflop"] = flops / 1e9
+    backend = get_backend(name)
+
+    def synchronized() -> None:  # a GPU op only queues work: time it to completion
+        call()
+        backend.synchronize()
+
+    benchmark(synchronized)

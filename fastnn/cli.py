@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from fastnn import recipes
-from fastnn.backends import BACKEND_NAMES, BackendUnavailableError, available_backends
+from fastnn.backends import (
+    BACKEND_NAMES,
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+)
 from fastnn.config import FLOAT_DTYPES
 
 
@@ -41,7 +48,69 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("backends", help="list the backends and why any cannot run here")
+    _add_bench(commands)
     return parser
+
+
+def _add_bench(commands: Any) -> None:
+    from fastnn.benchmarks import workloads
+    from fastnn.benchmarks.suite import SECTIONS
+
+    bench = commands.add_parser(
+        "bench",
+        help="time every backend (and the peers) side by side, checked against numpy",
+        description="Benchmark the backends that can run here: each op at the network's sizes "
+        "(checked against the numpy backend first), a keras epoch and scratch iterations "
+        "beside PyTorch/JAX/Keras/plain NumPy and the GEMM floor, and time per step against "
+        "batch size and hidden width.",
+    )
+    bench.add_argument(
+        "--backend",
+        action="append",
+        type=str.lower,
+        choices=list(BACKEND_NAMES),
+        help="a backend to run (repeatable; default: every one that can run here)",
+    )
+    bench.add_argument(
+        "--ops",
+        type=_names(workloads.OP_SIZES),
+        help=f"comma-separated ops (default: all of {','.join(workloads.OP_SIZES)})",
+    )
+    bench.add_argument(
+        "--sections",
+        type=_names(SECTIONS),
+        help=f"comma-separated sections (default: {','.join(SECTIONS)})",
+    )
+    bench.add_argument(
+        "--sizes",
+        choices=["real", "sweep"],
+        help="the network's own sizes only, or a sweep around them (default: sweep; "
+        "real with --quick)",
+    )
+    bench.add_argument(
+        "--quick", action="store_true", help="small workloads, 2 rounds: a minute or so"
+    )
+    bench.add_argument("--rounds", type=int, help="timed rounds per figure (default 5; 2 quick)")
+    bench.add_argument("--no-peers", action="store_true", help="skip PyTorch/JAX/Keras/NumPy")
+    bench.add_argument("--json", metavar="FILE", help="write every figure and the machine as JSON")
+    bench.add_argument(
+        "--plot", metavar="DIR", help="write PNG charts there (needs the [plot] extra)"
+    )
+
+
+def _names(allowed: Any) -> Any:
+    """An argparse type: a comma-separated list of names from ``allowed``."""
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip().lower() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in allowed]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {unknown or 'empty list'}; choose from {', '.join(allowed)}"
+            )
+        return names
+
+    return parse
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -64,6 +133,53 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+    import shlex
+
+    from fastnn.benchmarks import report, suite
+
+    rounds = args.rounds if args.rounds is not None else (2 if args.quick else 5)
+    if rounds < 1:
+        raise ValueError(f"--rounds must be at least 1; received {rounds}")
+    if args.backend:
+        for name in args.backend:
+            get_backend(name)  # an error naming why, before anything runs
+    runnable = [info.name for info in available_backends() if info.available]
+    options = suite.Options(
+        backends=list(dict.fromkeys(args.backend or runnable)),
+        ops=args.ops or tuple(suite.workloads.OP_SIZES),
+        sizes=args.sizes or ("real" if args.quick else "sweep"),
+        sections=args.sections or suite.SECTIONS,
+        quick=args.quick,
+        rounds=rounds,
+        with_peers=not args.no_peers,
+    )
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # fail before timing
+        raise ValueError('--plot needs matplotlib: pip install "fastnn[plot]"')
+    result = suite.run(
+        options, lambda message: print(f"... {message}", file=sys.stderr, flush=True)
+    )
+    result["command"] = "fastnn " + " ".join(shlex.quote(a) for a in args.argv)
+    print(report.table(result))
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(result, file, indent=2)
+            file.write("\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        from fastnn.benchmarks import plots
+
+        for path in plots.write_plots(result, args.plot):
+            print(f"wrote {path}")
+    # a backend that disagrees with numpy fails the command; a peer's loss is only shown
+    checked = result["ops"] + [row for row in result["training"] if row["kind"] == "backend"]
+    failed = [row for row in checked if row["equivalent"] is False]
+    if failed:
+        print(f"fastnn: {len(failed)} result(s) differ from the numpy backend", file=sys.stderr)
+    return 2 if failed else 0
+
+
 def _backends() -> int:
     for info in available_backends():
         status = "available" if info.available else f"unavailable: {info.reason}"
@@ -77,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "bench":
+            args.argv = list(argv if argv is not None else sys.argv[1:])
+            return _bench(args)
         return _backends()
     except (ValueError, BackendUnavailableError, OSError) as error:
         print(f"fastnn: error: {error}", file=sys.stderr)

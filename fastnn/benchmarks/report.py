@@ -1,0 +1,154 @@
+"""The suite's result as text: the table ``fastnn bench`` prints and a Markdown summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def duration(seconds: float) -> str:
+    """``0.000123`` -> ``"123 us"``: three significant figures in a readable unit."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _verdict(equivalent: bool | None) -> str:
+    return "-" if equivalent is None else ("pass" if equivalent else "FAIL")
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def rows(result: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """One line per measured row: workload, size, backend, median, speedup, diffs, verdict."""
+    lines: list[tuple[str, ...]] = []
+    for row in result.get("ops", []):
+        lines.append(
+            (
+                f"op {row['op']}",
+                row["size"],
+                row["backend"],
+                duration(row["median_s"]),
+                f"{row['speedup_vs_numpy']:.2f}x",
+                f"{row['max_abs_diff']:.2g}",
+                f"{row['max_rel_diff']:.2g}",
+                _verdict(row["equivalent"]),
+            )
+        )
+    for row in result.get("training", []):
+        lines.append(
+            (
+                row["workload"],
+                f"{row['samples']} samples",
+                row["implementation"],
+                duration(row["median_s"]),
+                f"{1 / row['vs_numpy']:.2f}x",
+                "-",
+                _number(row["loss_rel_diff"], ".2g"),
+                _verdict(row["equivalent"]),
+            )
+        )
+    for row in result.get("scaling", []):
+        lines.append(
+            (
+                "train step",
+                f"B={row['batch']} H={row['hidden']}",
+                row["backend"],
+                duration(row["median_s"]),
+                f"{row['speedup_vs_numpy']:.2f}x",
+                "-",
+                "-",
+                f"{row['gflops']:.1f} GFLOP/s",
+            )
+        )
+    return lines
+
+
+HEADER = (
+    "workload",
+    "size",
+    "backend",
+    "median",
+    "vs numpy",
+    "max abs diff",
+    "max rel diff",
+    "equivalent",
+)
+
+
+def table(result: Mapping[str, Any]) -> str:
+    """The rows as an aligned plain-text table, then what was skipped and why."""
+    body = rows(result)
+    widths = [max(len(cells[i]) for cells in [HEADER, *body]) for i in range(len(HEADER))]
+
+    def line(cells: Iterable[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) for cell, width in zip(cells, widths, strict=True)
+        ).rstrip()
+
+    text = [line(HEADER), line("-" * w for w in widths), *(line(cells) for cells in body)]
+    text += [f"skipped {item['what']}: {item['reason']}" for item in result.get("skipped", [])]
+    return "\n".join(text)
+
+
+def markdown(result: Mapping[str, Any]) -> str:
+    """The headline figures as Markdown: the keras epoch against peers and floor, then ops."""
+    machine = result["machine"]
+    where = machine.get("gpu") or f"{machine['cpu']}, {machine['cores']} cores"
+    lines = [f"# fastnn benchmarks: {where}", ""]
+    if "command" in result:
+        lines += [f"Measured {result['date']} with `{result['command']}`.", ""]
+    training = result.get("training", [])
+    for workload in dict.fromkeys(row["workload"] for row in training):
+        lines += [
+            f"## {workload}",
+            "",
+            "| implementation | median | samples/s | vs numpy backend | vs GEMM floor | "
+            "first-epoch loss (rel. diff) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in sorted(
+            (r for r in training if r["workload"] == workload), key=lambda r: r["median_s"]
+        ):
+            loss = "-" if row["first_loss"] is None else f"{row['first_loss']:.4f}"
+            if row["loss_rel_diff"] is not None:
+                loss += f" ({row['loss_rel_diff']:.1e}, {_verdict(row['equivalent'])})"
+            lines.append(
+                f"| {row['implementation']} | {duration(row['median_s'])} | "
+                f"{row['samples_per_s']:,.0f} | {row['vs_numpy']:.2f} | "
+                f"{_number(row['vs_floor'], '.2f')} | {loss} |"
+            )
+        lines.append("")
+    if result.get("ops"):
+        lines += [
+            "## ops (median per call; speedup over the numpy backend)",
+            "",
+            "| op | size | backend | median | speedup | max rel diff | equivalent |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in result["ops"]:
+            lines.append(
+                f"| {row['op']} | {row['size']} | {row['backend']} | {duration(row['median_s'])} "
+                f"| {row['speedup_vs_numpy']:.2f}x | {row['max_rel_diff']:.1e} "
+                f"| {_verdict(row['equivalent'])} |"
+            )
+        lines.append("")
+    if result.get("scaling"):
+        lines += [
+            "## scaling (one training step, 784-H-10, RMSprop)",
+            "",
+            "| backend | batch | hidden | time per step | GFLOP/s | vs numpy |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in result["scaling"]:
+            lines.append(
+                f"| {row['backend']} | {row['batch']} | {row['hidden']} | "
+                f"{duration(row['median_s'])} | {row['gflops']:.1f} | "
+                f"{row['speedup_vs_numpy']:.2f}x |"
+            )
+        lines.append("")
+    lines += [f"Skipped {item['what']}: {item['reason']}" for item in result.get("skipped", [])]
+    return "\n".join(lines).rstrip() + "\n"

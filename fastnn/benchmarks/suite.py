@@ -1,0 +1,372 @@
+"""The benchmark suite behind ``fastnn bench`` and ``bench/results/``.
+
+Three sections, each a list of plain-dict rows (what ``--json`` writes):
+
+- ``ops``: every op of the interface per backend and size, first checked against
+  the NumPy backend, then timed; speedup over numpy.
+- ``training``: a `keras` epoch and `scratch` iterations per backend, beside the
+  peers (plain NumPy, PyTorch, JAX, Keras 3: each when it imports) and the GEMM
+  floor, timed in interleaved rounds (the peers that bring thread pools of their
+  own in a process of their own); ratios to numpy and the floor.
+- ``scaling``: one training step against batch size and hidden width, per backend,
+  with the GFLOP/s its matrix products reach.
+
+Every timed figure is a median over rounds taken after a first, untimed call; the
+first call's time (JIT or kernel compilation) is reported apart as ``first_s``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fastnn.backends import get_backend
+from fastnn.benchmarks import peers, scratch_tutorial, workloads
+from fastnn.benchmarks.timing import Timing, Work, interleaved, round_ratio, seconds
+
+SECTIONS = ("ops", "training", "scaling")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Options:
+    """What to run. ``quick`` shrinks every workload to a few seconds in all."""
+
+    backends: Sequence[str]
+    ops: Sequence[str] = tuple(workloads.OP_SIZES)
+    sizes: str = "sweep"  # "real": the network's own sizes only; "sweep": and those around
+    sections: Sequence[str] = SECTIONS
+    quick: bool = False
+    rounds: int = 5
+    with_peers: bool = True
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if "numpy" not in self.backends:  # every figure is relative to it
+            self.backends = ["numpy", *self.backends]
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: CPU, cores, GPU, library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    versions = {}
+    for package in ("numpy", "numba", "cupy-cuda12x", "cupy-cuda13x", "torch", "jax", "keras"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpu": _gpu_name(),
+        "python": platform.python_version(),
+        "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+        "platform": platform.platform(),
+        **versions,
+    }
+
+
+def _gpu_name() -> str | None:
+    from fastnn.backends import available_backends
+
+    if not any(info.name == "cupy" and info.available for info in available_backends()):
+        return None
+    import cupy
+
+    properties = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name: bytes | str = properties["name"]
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def run(options: Options, progress: Progress = lambda _: None) -> dict[str, Any]:
+    """Run the chosen sections; the result as a JSON-ready dict."""
+    result: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "options": {
+            "backends": list(options.backends),
+            "sizes": options.sizes,
+            "quick": options.quick,
+            "rounds": options.rounds,
+        },
+        "ops": [],
+        "training": [],
+        "scaling": [],
+    }
+    if "ops" in options.sections:
+        result["ops"] = op_rows(options, progress)
+    if "training" in options.sections:
+        result["training"] = training_rows(options, progress)
+    if "scaling" in options.sections:
+        result["scaling"] = scaling_rows(options, progress)
+    result["skipped"] = options.skipped
+    return result
+
+
+# -------------------------------------------------------------------- ops
+def _per_call(timing: Timing, calls: int) -> Timing:
+    return Timing(first=timing.first, runs=[t / calls for t in timing.runs])
+
+
+def _first_call(call: Callable[[], Any], backend_name: str) -> tuple[float, Any]:
+    """Seconds of the first call (compilation included) and what it returned."""
+    start = time.perf_counter()
+    produced = call()
+    get_backend(backend_name).synchronize()
+    return time.perf_counter() - start, produced
+
+
+def _calls_for(work: Work, budget: float) -> int:
+    """How many calls of ``work`` fill about ``budget`` seconds (after one warm call)."""
+    once = max(seconds(work), 1e-7)
+    return max(1, min(10_000, math.ceil(budget / once)))
+
+
+def _repeated(call: Callable[[], Any], times: int) -> Work:
+    def many() -> None:
+        for _ in range(times):
+            call()
+
+    return many
+
+
+def op_rows(options: Options, progress: Progress) -> list[dict[str, Any]]:
+    """Each op at each size on each backend: equivalence with numpy, then time."""
+    rows = []
+    budget = 0.005 if options.quick else 0.05
+    for op in options.ops:
+        sizes = workloads.OP_SIZES[op]
+        for size in sizes[:1] if options.sizes == "real" else sizes:
+            label = workloads.size_label(size)
+            progress(f"op {op} {label}")
+            reference = workloads.on_host("numpy", workloads.op_workload("numpy", op, size)())
+            timed: dict[str, Work] = {}
+            firsts: dict[str, float] = {}
+            calls: dict[str, int] = {}
+            checks: dict[str, tuple[float, float, bool]] = {}
+            for name in options.backends:
+                call = workloads.op_workload(name, op, size)
+                firsts[name], produced = _first_call(call, name)
+                checks[name] = workloads.differences(workloads.on_host(name, produced), reference)
+                calls[name] = _calls_for(call, budget)
+                timed[name] = _repeated(call, calls[name])
+            sync = {name: get_backend(name) for name in options.backends}
+            timings = interleaved(timed, options.rounds, sync)
+            per_call = {name: _per_call(t, calls[name]) for name, t in timings.items()}
+            for name in options.backends:
+                max_abs, max_rel, same = checks[name]
+                median = per_call[name].median
+                flops = workloads.op_flops(op, size)
+                rows.append(
+                    {
+                        "op": op,
+                        "size": label,
+                        "backend": name,
+                        "median_s": median,
+                        "first_s": firsts[name],
+                        "calls_per_round": calls[name],
+                        "speedup_vs_numpy": round_ratio(per_call, "numpy", name),
+                        "max_abs_diff": max_abs,
+                        "max_rel_diff": max_rel,
+                        "equivalent": same,
+                        "gflops": flops / median / 1e9 if flops else None,
+                    }
+                )
+    return rows
+
+
+# --------------------------------------------------------------- training
+#: first-epoch mean loss, relative to the numpy backend's: fastnn backends run the
+#: same float32 math in another order. Peers start from the same weights and batch
+#: order, but their losses are shown, not judged: PyTorch's RMSprop puts epsilon
+#: outside the square root (2-3% higher first-epoch loss here), Keras shuffles itself.
+LOSS_TOLERANCE = {"backend": 1e-3}
+
+
+@dataclass
+class _Entry:
+    kind: str  # "backend", "peer" or "floor"
+    work: Work | None  # timed here, in interleaved rounds; or None: ``timing`` is given
+    timing: Timing | None = None  # measured elsewhere (a peer in its own process)
+    measured_losses: list[float] | None = None
+
+    def losses(self) -> list[float]:
+        """Mean loss per call, where the workload keeps one."""
+        if self.measured_losses is not None:
+            return self.measured_losses
+        return list(getattr(self.work, "losses", []))
+
+
+class _ScratchIterations:
+    """The scratch recipe on one backend: each call runs ``iterations`` full-batch steps."""
+
+    def __init__(self, backend_name: str, x: np.ndarray, y: np.ndarray, iterations: int) -> None:
+        from fastnn import recipes, use_backend
+
+        self.backend_name, self.x, self.y, self.iterations = backend_name, x, y, iterations
+        with use_backend(backend_name):
+            self.model = recipes.get("scratch").build(1, np.dtype("float32"))
+        self.losses: list[float] = []
+
+    def __call__(self) -> None:
+        from fastnn import use_backend
+
+        with use_backend(self.backend_name):
+            history = self.model.fit(
+                self.x,
+                self.y,
+                epochs=self.iterations,
+                batch_size=len(self.x),
+                shuffle=False,
+                verbose=0,
+            )
+        self.losses.append(float(history.history["loss"][-1]))
+
+
+def training_rows(options: Options, progress: Progress) -> list[dict[str, Any]]:
+    """The `keras` epoch and `scratch` iterations: backends, peers and floor side by side."""
+    from fastnn.datasets import mnist
+    from fastnn.recipes import prepare_mnist
+
+    try:
+        (x, y), _ = prepare_mnist(mnist.load_data(), np.dtype("float32"))
+    except Exception as error:  # no data here and no download: say so, run the rest
+        options.skipped.append({"what": "training", "reason": f"MNIST unavailable: {error}"})
+        return []
+    rows = x.shape[0] if not options.quick else 10_000
+    x, y = x[:rows], y[:rows]
+    progress(f"training: keras epoch on {rows} images (first calls compile)")
+    rows_out = _time_entries("keras epoch", rows, _keras_entries(options, x, y), options)
+    iterations = 5 if options.quick else 20
+    progress(f"training: scratch, {iterations} full-batch iterations on {rows} images")
+    scratch = _scratch_entries(options, x, y, iterations)
+    rows_out += _time_entries(
+        f"scratch {iterations} iterations", rows * iterations, scratch, options
+    )
+    return rows_out
+
+
+def _keras_entries(options: Options, x: np.ndarray, y: np.ndarray) -> dict[str, _Entry]:
+    entries: dict[str, _Entry] = {}
+    for name in options.backends:
+        entries[f"fastnn {name}"] = _Entry("backend", workloads.KerasEpochs(name, x, y))
+    entries["gemm floor"] = _Entry("floor", workloads.gemm_floor(x, preallocated=False))
+    if not options.with_peers:
+        return entries
+    runnable, reasons = peers.runnable()
+    options.skipped += [{"what": name, "reason": why} for name, why in reasons.items()]
+    w1, b1, w2, b2 = workloads.keras_model(0).get_weights()  # every peer starts from these
+    for peer in runnable:
+        if not peer.isolated:
+            entries[peer.name] = _Entry("peer", peer.build(x, y, seed=0, weights=(w1, b1, w2, b2)))
+            continue
+        measured = peers.time_in_subprocess(peer, x, y, (w1, b1, w2, b2), options.rounds)
+        timing = Timing(first=measured["first"], runs=measured["runs"])
+        entries[peer.name] = _Entry("peer", None, timing, measured["losses"])
+    return entries
+
+
+def _scratch_entries(
+    options: Options, x: np.ndarray, y: np.ndarray, iterations: int
+) -> dict[str, _Entry]:
+    entries = {
+        f"fastnn {name}": _Entry("backend", _ScratchIterations(name, x, y, iterations))
+        for name in options.backends
+    }
+    if options.with_peers:
+        columns = np.ascontiguousarray(x.astype(np.float64).T)  # (784, m): the tutorial's layout
+        rng = np.random.default_rng(1)
+        entries["numpy (scratch tutorial, float64)"] = _Entry(
+            "peer", lambda: scratch_tutorial.gradient_descent(columns, y, 0.1, iterations, rng)
+        )
+    return entries
+
+
+def _time_entries(
+    workload: str, samples: int, entries: dict[str, _Entry], options: Options
+) -> list[dict[str, Any]]:
+    """Time every entry in interleaved rounds; one row each, with ratios and loss check."""
+    sync = {
+        name: get_backend(name.removeprefix("fastnn "))
+        for name in entries
+        if name.startswith("fastnn ")
+    }
+    here = {name: e.work for name, e in entries.items() if e.work is not None}
+    timings = interleaved(here, options.rounds, sync)
+    timings.update({name: e.timing for name, e in entries.items() if e.timing is not None})
+    reference = entries["fastnn numpy"].losses()
+    rows = []
+    for name, entry in entries.items():
+        losses = entry.losses()
+        row: dict[str, Any] = {
+            "workload": workload,
+            "implementation": name,
+            "kind": entry.kind,
+            "samples": samples,
+            "median_s": timings[name].median,
+            "first_s": timings[name].first,
+            "samples_per_s": samples / timings[name].median,
+            "final_loss": losses[-1] if losses else None,
+            "first_loss": losses[0] if losses else None,
+            "vs_numpy": round_ratio(timings, name, "fastnn numpy"),
+            "vs_floor": round_ratio(timings, name, "gemm floor")
+            if "gemm floor" in timings
+            else None,
+            "loss_rel_diff": None,
+            "equivalent": None,
+        }
+        if losses and reference:
+            diff = abs(losses[0] - reference[0]) / abs(reference[0])
+            row["loss_rel_diff"] = diff
+            if entry.kind in LOSS_TOLERANCE:
+                row["equivalent"] = bool(diff <= LOSS_TOLERANCE[entry.kind])
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- scaling
+def scaling_rows(options: Options, progress: Progress) -> list[dict[str, Any]]:
+    """Time per training step against batch (hidden 512) and hidden width (batch 128)."""
+    batches: Sequence[int] = workloads.SCALING_BATCHES
+    widths: Sequence[int] = workloads.SCALING_HIDDEN
+    if options.quick:
+        batches, widths = batches[::2], widths[::3]
+    points = [("batch", b, 512) for b in batches] + [("hidden", 128, h) for h in widths]
+    rows = []
+    for sweep, batch, hidden in points:
+        progress(f"scaling: batch {batch}, hidden {hidden}")
+        steps = {name: workloads.TrainingSteps(name, batch, hidden) for name in options.backends}
+        sync = {name: get_backend(name) for name in options.backends}
+        rounds = max(1, min(options.rounds, 3))  # the big points take seconds a round
+        timings = interleaved(steps, rounds, sync)
+        flops = workloads.step_flops(batch, hidden)
+        for name, timing in timings.items():
+            per_step = timing.median / steps[name].steps
+            rows.append(
+                {
+                    "backend": name,
+                    "sweep": sweep,
+                    "batch": batch,
+                    "hidden": hidden,
+                    "median_s": per_step,
+                    "first_s": timing.first,
+                    "gflops": flops / per_step / 1e9,
+                    "speedup_vs_numpy": round_ratio(timings, "numpy", name),
+                }
+            )
+    return rows
