@@ -28,10 +28,15 @@ import numba
 
 LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 WAIT_POLICY = "PASSIVE"
+#: environment variables fastnn set itself (not the user): child processes that run
+#: other libraries (the benchmark peers) get the environment without them
+SET_BY_FASTNN: set[str] = set()
 
 
 def configure() -> None:
     """Apply fastnn's threading defaults, leaving whatever the user set alone."""
-    os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+        SET_BY_FASTNN.add("OMP_WAIT_POLICY")
     if "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER_PRIORITY = LAYER_PRIORITY  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 import numpy as np
@@ -117,3 +118,16 @@ def test_a_peer_times_in_a_process_of_its_own(data: tuple[np.ndarray, np.ndarray
     in_process = numpy_peer.build(*data, seed=0, weights=tuple(start))
     in_process()
     assert measured["losses"][0] == pytest.approx(in_process.losses[0], rel=1e-6)
+
+
+def test_peer_processes_get_the_users_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = pytest.importorskip("fastnn.kernels.threads")
+    monkeypatch.setattr(threads, "SET_BY_FASTNN", set())
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    threads.configure()  # fastnn's own default: not the user's, so not passed on
+    assert os.environ["OMP_WAIT_POLICY"] == threads.WAIT_POLICY
+    assert "OMP_WAIT_POLICY" not in peers._users_environment()
+    monkeypatch.setattr(threads, "SET_BY_FASTNN", set())
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice travels
+    threads.configure()
+    assert peers._users_environment()["OMP_WAIT_POLICY"] == "ACTIVE"

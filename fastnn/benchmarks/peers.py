@@ -371,7 +371,8 @@ def time_in_subprocess(
     Each framework brings its own thread pools (PyTorch's OpenMP, XLA's), which
     keep spinning or sleeping on their own schedules; in one process with NumPy's
     BLAS and numba's pool they slowed each other by 1.5-4x here. A process of its
-    own gives each peer the machine as its users have it. Returns ``{"first": s,
+    own, with the user's environment, gives each peer the machine as its users
+    have it. Returns ``{"first": s,
     "runs": [s, ...], "losses": [...]}``: one untimed-in-median first epoch, then
     ``rounds`` timed ones.
     """
@@ -392,11 +393,26 @@ def time_in_subprocess(
             str(rounds),
             str(seed),
         ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, env=_users_environment()
+        )
     if done.returncode != 0:
         raise RuntimeError(f"peer {peer.name!r} failed: {done.stderr.strip()[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _users_environment() -> dict[str, str]:
+    """This process's environment without the threading defaults fastnn set itself.
+
+    fastnn asks OpenMP to wait passively (right for numba beside BLAS); PyTorch's
+    OpenMP loop took twice as long per epoch with it, and its users do not set it.
+    """
+    import sys
+
+    threads = sys.modules.get("fastnn.kernels.threads")
+    ours = threads.SET_BY_FASTNN if threads is not None else set()
+    return {key: value for key, value in os.environ.items() if key not in ours}
 
 
 def _main(argv: list[str]) -> None:

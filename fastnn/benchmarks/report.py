@@ -106,8 +106,8 @@ def markdown(result: Mapping[str, Any]) -> str:
         lines += [
             f"## {workload}",
             "",
-            "| implementation | median | samples/s | vs numpy backend | vs GEMM floor | "
-            "first-epoch loss (rel. diff) |",
+            "| implementation | median | samples/s | time / numpy backend's | "
+            "time / GEMM floor's | first-epoch loss (rel. diff from numpy backend's) |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for row in sorted(
