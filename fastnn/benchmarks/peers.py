@@ -1,19 +1,25 @@
-"""Peers: the `keras` recipe's network written the way users of other tools write it.
+"""Peers: the ``keras`` recipe's network written the way users of other tools write it.
 
-Each peer trains 784-512-10 (ReLU, softmax + sparse cross-entropy from the logits)
-in float32, batch 128, RMSprop(lr=1e-3, rho=0.9, epsilon=1e-7), from glorot-uniform
-weights and zero biases or from given ones, shuffling each epoch with
-``np.random.default_rng(seed).permutation`` as fastnn's ``fit(seed=...)`` does, so
-a peer started from a fastnn model's weights sees the same batches in its first
-epoch. Frameworks are imported only when a peer is built or probed.
+Each peer trains 784-512-10 (ReLU, then softmax with sparse categorical cross-entropy
+computed from the logits) in float32 on batches of 128, with the mean loss over each
+batch (the last, partial batch over its own rows) and RMSprop(learning_rate=1e-3,
+rho=0.9, epsilon=1e-7). It starts from glorot-uniform kernels and zero biases drawn
+from ``seed``, or from the ``weights`` given, and with ``shuffle`` visits the rows in
+``np.random.default_rng(seed).permutation(n)`` order, one permutation per epoch from
+one generator, as fastnn's ``fit(seed=seed)`` does: a peer started from a fastnn
+model's weights sees fastnn's batches (Keras alone shuffles by its own means).
 
-Every built peer is a callable: each call trains one more epoch and returns that
-epoch's seconds; set-up (moving the data, building the model) happens in
-``build``, compilation in the first call, which the caller times apart.
+Frameworks are imported only when a peer is probed or built. ``build`` does the
+one-off work (imports, moving the data to the device, building the model); the first
+call also pays what the frameworks do lazily (JAX and Keras trace and compile the
+step, CUDA starts up), so callers time a warm-up call apart. Each call returns the
+seconds of its own epoch (``time.perf_counter``, device work finished).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import importlib.util
 import math
 import os
@@ -25,8 +31,10 @@ from typing import Any, Protocol
 import numpy as np
 
 Weights = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # w1, b1, w2, b2
-BATCH, LEARNING_RATE, RHO, EPSILON = 128, 1e-3, 0.9, 1e-7
 SIZES = (784, 512, 10)
+SHAPES = ((784, 512), (512,), (512, 10), (10,))
+BATCH = 128
+LEARNING_RATE, RHO, EPSILON = 1e-3, 0.9, 1e-7
 
 
 class Epochs(Protocol):
@@ -36,27 +44,29 @@ class Epochs(Protocol):
 
     def __call__(self) -> float: ...
 
-    def weights(self) -> Weights: ...
+    def weights(self) -> Weights:
+        """w1 (784, 512), b1 (512,), w2 (512, 10), b2 (10,) as float32 NumPy arrays."""
+        ...
 
 
 @dataclass(frozen=True)
 class Peer:
     name: str
-    description: str
+    description: str  # one line: what it is (framework + version when known)
     probe: Callable[[], str | None]  # why it cannot run here, or None
     build: Callable[..., Epochs]  # build(x, y, *, seed=0, weights=None, shuffle=True)
-    #: brings thread pools of its own: time it in a process of its own
+    #: brings thread pools of its own: `fastnn bench` times it in a process of its own
     isolated: bool = True
 
 
 def glorot_weights(rng: np.random.Generator) -> Weights:
-    """Glorot-uniform kernels and zero biases, as Keras's Dense starts."""
-    n_in, n_hidden, n_out = SIZES
+    """Glorot-uniform kernels (limit sqrt(6 / (fan_in + fan_out))) and zero biases."""
 
     def kernel(fan_in: int, fan_out: int) -> np.ndarray:
         limit = math.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
 
+    n_in, n_hidden, n_out = SIZES
     return (
         kernel(n_in, n_hidden),
         np.zeros(n_hidden, np.float32),
@@ -65,91 +75,23 @@ def glorot_weights(rng: np.random.Generator) -> Weights:
     )
 
 
+def start_weights(seed: int, weights: Weights | None) -> Weights:
+    """float32 copies of ``weights`` (shapes checked), or glorot ones drawn from ``seed``."""
+    if weights is None:
+        return glorot_weights(np.random.default_rng(seed))
+    w1, b1, w2, b2 = (np.array(w, np.float32) for w in weights)  # copies: theirs stay as given
+    shapes = (w1.shape, b1.shape, w2.shape, b2.shape)
+    if shapes != SHAPES:
+        raise ValueError(f"weights must be shaped {SHAPES}; received {shapes}")
+    return w1, b1, w2, b2
+
+
 class _Loop:
-    """What every hand-written peer shares: weights, batch order, the epoch clock."""
+    """What the peers share: ``build``'s signature, start weights, batch order, the clock.
 
-    def __init__(
-        self, x: np.ndarray, y: np.ndarray, seed: int, weights: Weights | None, shuffle: bool
-    ) -> None:
-        self.n = len(x)
-        self.shuffle = shuffle
-        self.rng = np.random.default_rng(seed)
-        start = weights if weights is not None else glorot_weights(np.random.default_rng(seed))
-        self.start: Weights = tuple(np.array(w, np.float32) for w in start)  # type: ignore[assignment]
-        self.losses: list[float] = []
-
-    def batches(self) -> Iterator[np.ndarray]:
-        """Row indices of each mini-batch of one epoch, (B,) each."""
-        order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        for begin in range(0, self.n, BATCH):
-            yield order[begin : begin + BATCH]
-
-
-# ------------------------------------------------------------------ NumPy
-class _NumpyTutorial(_Loop):
-    """Plain NumPy, as the from-scratch tutorials write it."""
-
-    def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        seed: int = 0,
-        weights: Weights | None = None,
-        shuffle: bool = True,
-    ) -> None:
-        super().__init__(x, y, seed, weights, shuffle)
-        self.x, self.y = np.asarray(x, np.float32), np.asarray(y)
-        self.params = [w.copy() for w in self.start]
-        self.velocity = [np.zeros_like(w) for w in self.params]
-
-    def __call__(self) -> float:
-        started = time.perf_counter()
-        total = 0.0
-        for rows in self.batches():
-            total += self.step(self.x[rows], self.y[rows]) * len(rows)
-        self.losses.append(total / self.n)
-        return time.perf_counter() - started
-
-    def step(self, x: np.ndarray, y: np.ndarray) -> float:
-        w1, b1, w2, b2 = self.params
-        h = np.maximum(x @ w1 + b1, 0)  # (B, 512)
-        logits = h @ w2 + b2  # (B, 10)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss = -log_probs[np.arange(len(y)), y].mean()
-        dlogits = np.exp(log_probs)
-        dlogits[np.arange(len(y)), y] -= 1
-        dlogits /= len(y)
-        dh = (dlogits @ w2.T) * (h > 0)
-        grads = [x.T @ dh, dh.sum(axis=0), h.T @ dlogits, dlogits.sum(axis=0)]
-        for param, grad, velocity in zip(self.params, grads, self.velocity, strict=True):
-            velocity *= RHO
-            velocity += (1 - RHO) * grad**2
-            param -= LEARNING_RATE * grad / np.sqrt(velocity + EPSILON)
-        return float(loss)
-
-    def weights(self) -> Weights:
-        return tuple(w.copy() for w in self.params)  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------- PyTorch
-def _probe_torch(device: str) -> str | None:
-    if importlib.util.find_spec("torch") is None:
-        return "PyTorch is not installed (pip install torch)"
-    import torch
-
-    if device == "cuda" and not torch.cuda.is_available():
-        return "PyTorch has no CUDA device here"
-    return None
-
-
-class _Torch(_Loop):
-    """An eager PyTorch loop: nn.Linear layers, cross_entropy, torch.optim.RMSprop.
-
-    PyTorch's RMSprop adds epsilon outside the square root (``g / (sqrt(v) + eps)``)
-    where Keras and fastnn add it inside; with eps = 1e-7 the two differ only for
-    gradients below about 1e-7, so the losses agree to a few parts in 10,000.
+    Subclasses write ``_setup`` (one-off work on x (n, 784) float32, y (n,)), ``_epoch``
+    (train once over the rows in ``order``; return the loss summed over rows, read back
+    once), ``weights`` and, where their work runs asynchronously, ``_wait``.
     """
 
     def __init__(
@@ -160,147 +102,265 @@ class _Torch(_Loop):
         seed: int = 0,
         weights: Weights | None = None,
         shuffle: bool = True,
-        device: str = "cpu",
     ) -> None:
+        self.n, self.shuffle, self.seed = len(x), shuffle, seed
+        self.rng = np.random.default_rng(seed)  # one generator: a new order each epoch
+        self.start = start_weights(seed, weights)
+        self.losses: list[float] = []
+        self._setup(np.asarray(x, np.float32), np.asarray(y))
+
+    def __call__(self) -> float:
+        self._wait()
+        started = time.perf_counter()
+        order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        total = self._epoch(order)
+        self._wait()
+        seconds = time.perf_counter() - started
+        self.losses.append(total / self.n)
+        return seconds
+
+    def batches(self, order: Any) -> Iterator[Any]:
+        """Consecutive slices of ``order`` (n,), BATCH long but the last."""
+        for begin in range(0, self.n, BATCH):
+            yield order[begin : begin + BATCH]
+
+    def _setup(self, x: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _epoch(self, order: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def weights(self) -> Weights:
+        raise NotImplementedError
+
+    def _wait(self) -> None:
+        """Return once the work queued so far has run (a no-op where work is synchronous)."""
+
+
+def _version(distribution: str) -> str:
+    """The installed version of ``distribution``, read without importing it."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def _import_failure(module: str, label: str) -> str | None:
+    """Why ``module`` cannot be imported here, or None."""
+    if importlib.util.find_spec(module) is None:
+        return f"{label} is not installed (pip install {module})"
+    try:
+        importlib.import_module(module)
+    except Exception as error:  # a broken install, a missing backend: say what failed
+        return f"{label} failed to import: {type(error).__name__}: {error}"
+    return None
+
+
+# ------------------------------------------------------------------ NumPy
+class _NumpyTutorial(_Loop):
+    """Plain NumPy, forward and backward written out as the from-scratch tutorials do."""
+
+    def _setup(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+        self.params = list(self.start)
+        self.velocity = [np.zeros_like(w) for w in self.params]
+
+    def _epoch(self, order: np.ndarray) -> float:
+        return sum(
+            self.step(self.x[rows], self.y[rows]) * len(rows) for rows in self.batches(order)
+        )
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One RMSprop step on x (B, 784), y (B,); returns the batch's mean loss."""
+        w1, b1, w2, b2 = self.params
+        m = len(y)
+        z1 = x @ w1 + b1  # (B, 512)
+        a1 = np.maximum(z1, 0)
+        z2 = a1 @ w2 + b2  # (B, 10) logits
+        shifted = z2 - z2.max(axis=1, keepdims=True)  # exp cannot overflow, log cannot see 0
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss = -log_probs[np.arange(m), y].mean()
+
+        dz2 = np.exp(log_probs)  # d(mean loss)/d(logits) = (softmax - onehot) / m
+        dz2[np.arange(m), y] -= 1
+        dz2 /= m
+        dz1 = (dz2 @ w2.T) * (z1 > 0)  # (B, 512)
+        grads = (x.T @ dz1, dz1.sum(axis=0), a1.T @ dz2, dz2.sum(axis=0))
+
+        for i, (w, g) in enumerate(zip(self.params, grads, strict=True)):
+            self.velocity[i] = RHO * self.velocity[i] + (1 - RHO) * g**2
+            w -= LEARNING_RATE * g / np.sqrt(self.velocity[i] + EPSILON)
+        return float(loss)
+
+    def weights(self) -> Weights:
+        w1, b1, w2, b2 = (w.copy() for w in self.params)
+        return w1, b1, w2, b2
+
+
+# ---------------------------------------------------------------- PyTorch
+def _probe_torch(device: str) -> str | None:
+    reason = _import_failure("torch", "PyTorch")
+    if reason is not None or device == "cpu":
+        return reason
+    import torch
+
+    if torch.cuda.is_available():  # asks the driver without starting a CUDA context
+        return None
+    try:
+        torch.cuda.init()  # fails, saying why (a CPU-only build, no driver, no GPU)
+    except Exception as error:
+        return f"PyTorch has no CUDA device: {error}"
+    return "PyTorch has no CUDA device: torch.cuda.is_available() is False"
+
+
+class _Torch(_Loop):
+    """An eager PyTorch loop: nn.Linear layers, F.cross_entropy, torch.optim.RMSprop.
+
+    ``torch.optim.RMSprop`` divides by ``sqrt(v) + eps`` where fastnn and Keras divide
+    by ``sqrt(v + eps)``. The peer keeps PyTorch's rule, being what its users write.
+    The two part where ``v`` is near ``eps``: gradients under about 1e-3 in the first
+    steps, which PyTorch moves by nearly ``lr * sqrt(1 / (1 - rho))`` whatever their size.
+    """
+
+    device_type = "cpu"
+
+    def _setup(self, x: np.ndarray, y: np.ndarray) -> None:
         import torch
 
-        super().__init__(x, y, seed, weights, shuffle)
-        self.torch, self.device = torch, torch.device(device)
-        self.x = torch.as_tensor(np.asarray(x, np.float32), device=self.device)
-        self.y = torch.as_tensor(np.asarray(y, np.int64), device=self.device)
+        self.torch, self.device = torch, torch.device(self.device_type)
+        # The data goes to the device once; each epoch's batches are gathered there.
+        self.x = torch.as_tensor(x, device=self.device)
+        self.y = torch.as_tensor(y, dtype=torch.int64, device=self.device)
         self.model = torch.nn.Sequential(
             torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10)
         ).to(self.device)
         with torch.no_grad():
-            w1, b1, w2, b2 = self.start  # nn.Linear keeps kernels as (out, in)
+            w1, b1, w2, b2 = self.start
             for layer, kernel, bias in ((self.model[0], w1, b1), (self.model[2], w2, b2)):
-                layer.weight.copy_(torch.as_tensor(kernel.T))
+                layer.weight.copy_(torch.as_tensor(kernel.T))  # nn.Linear keeps (out, in)
                 layer.bias.copy_(torch.as_tensor(bias))
         self.optimizer = torch.optim.RMSprop(
             self.model.parameters(), lr=LEARNING_RATE, alpha=RHO, eps=EPSILON
         )
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            self.torch.cuda.synchronize()
-
-    def __call__(self) -> float:
+    def _epoch(self, order: np.ndarray) -> float:
         torch = self.torch
-        self._sync()
-        started = time.perf_counter()
-        total = torch.zeros((), device=self.device)  # summed on the device: no per-step wait
-        for rows in self.batches():
-            index = torch.as_tensor(rows, device=self.device)
-            xb, yb = self.x[index], self.y[index]
-            loss = torch.nn.functional.cross_entropy(self.model(xb), yb)
+        total = torch.zeros((), device=self.device)  # summed there: no wait per step
+        for rows in self.batches(torch.as_tensor(order, device=self.device)):
+            loss = torch.nn.functional.cross_entropy(self.model(self.x[rows]), self.y[rows])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += loss.detach() * len(rows)
-        self.losses.append(float(total) / self.n)
-        self._sync()
-        return time.perf_counter() - started
+        return float(total)
+
+    def _wait(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
 
     def weights(self) -> Weights:
         first, second = self.model[0], self.model[2]
-        arrays = (first.weight.T, first.bias, second.weight.T, second.bias)
-        return tuple(a.detach().cpu().numpy().copy() for a in arrays)
+        w1, b1, w2, b2 = (
+            t.detach().cpu().numpy().copy()  # copy: on the CPU, .numpy() shares the memory
+            for t in (first.weight.T, first.bias, second.weight.T, second.bias)
+        )
+        return w1, b1, w2, b2
+
+
+class _TorchCuda(_Torch):
+    device_type = "cuda"
 
 
 # -------------------------------------------------------------------- JAX
-def _probe_jax() -> str | None:
-    if importlib.util.find_spec("jax") is None:
-        return "JAX is not installed (pip install jax)"
-    return None
+@functools.cache
+def _jax_step() -> Any:
+    """The jitted train step, made once per process so every build shares its compilations.
+
+    ``step(params, velocity, total, x, y, order, begin, size)`` trains on the rows
+    ``order[begin:begin + size]`` and returns the new params, velocity and
+    ``total + size * loss``; the first three arguments are donated, being replaced.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def mean_loss(params: Any, xb: Any, yb: Any) -> Any:
+        w1, b1, w2, b2 = params
+        logits = jnp.maximum(xb @ w1 + b1, 0) @ w2 + b2  # (B, 10)
+        log_probs = jax.nn.log_softmax(logits)
+        return -jnp.mean(jnp.take_along_axis(log_probs, yb[:, None], axis=1))
+
+    def step(
+        params: Any, velocity: Any, total: Any, x: Any, y: Any, order: Any, begin: Any, size: int
+    ) -> Any:
+        rows = jax.lax.dynamic_slice_in_dim(order, begin, size)  # indexed on the device
+        loss, grads = jax.value_and_grad(mean_loss)(params, x[rows], y[rows])
+        velocity = tuple(RHO * v + (1 - RHO) * g**2 for v, g in zip(velocity, grads, strict=True))
+        params = tuple(
+            p - LEARNING_RATE * g / jnp.sqrt(v + EPSILON)
+            for p, g, v in zip(params, grads, velocity, strict=True)
+        )
+        return params, velocity, total + size * loss
+
+    # size is static: one compilation for full batches, one for a shorter last batch.
+    return jax.jit(step, static_argnames="size", donate_argnums=(0, 1, 2))
 
 
 class _Jax(_Loop):
     """A ``jax.jit``-compiled step (forward, ``jax.grad``, RMSprop) called per batch."""
 
-    def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        seed: int = 0,
-        weights: Weights | None = None,
-        shuffle: bool = True,
-    ) -> None:
+    def _setup(self, x: np.ndarray, y: np.ndarray) -> None:
         import jax
-        import jax.numpy as jnp
 
-        super().__init__(x, y, seed, weights, shuffle)
-        self.jax = jax
-        self.x = jax.device_put(np.asarray(x, np.float32))
-        self.y = jax.device_put(np.asarray(y, np.int32))
+        self.jax, self.step = jax, _jax_step()
+        # float32 and int32 throughout, even where jax_enable_x64 is on.
+        self.x = jax.device_put(x)
+        self.y = jax.device_put(y.astype(np.int32))
         self.params = tuple(jax.device_put(w) for w in self.start)
-        self.velocity = tuple(jnp.zeros_like(w) for w in self.params)
+        self.velocity = tuple(jax.device_put(np.zeros_like(w)) for w in self.start)
 
-        def loss_fn(params: Any, xb: Any, yb: Any) -> Any:
-            w1, b1, w2, b2 = params
-            logits = jnp.maximum(xb @ w1 + b1, 0) @ w2 + b2  # (B, 10)
-            log_probs = jax.nn.log_softmax(logits)
-            return -jnp.mean(jnp.take_along_axis(log_probs, yb[:, None], axis=1))
-
-        def step(params: Any, velocity: Any, rows: Any) -> Any:
-            loss, grads = jax.value_and_grad(loss_fn)(params, self.x[rows], self.y[rows])
-            velocity = tuple(
-                RHO * v + (1 - RHO) * g**2 for v, g in zip(velocity, grads, strict=True)
+    def _epoch(self, order: np.ndarray) -> float:
+        order_there = self.jax.device_put(order.astype(np.int32))
+        total = self.jax.device_put(np.float32(0))  # device scalar: read once, at the end
+        for begin in range(0, self.n, BATCH):
+            size = min(BATCH, self.n - begin)
+            self.params, self.velocity, total = self.step(
+                self.params, self.velocity, total, self.x, self.y, order_there, begin, size=size
             )
-            params = tuple(
-                p - LEARNING_RATE * g / jnp.sqrt(v + EPSILON)
-                for p, g, v in zip(params, grads, velocity, strict=True)
-            )
-            return params, velocity, loss
+        return float(total)
 
-        # The weights and velocities are replaced every step: donate their buffers.
-        self.step = jax.jit(step, donate_argnums=(0, 1))
-
-    def __call__(self) -> float:
-        started = time.perf_counter()
-        losses = []
-        for rows in self.batches():
-            self.params, self.velocity, loss = self.step(self.params, self.velocity, rows)
-            losses.append((loss, len(rows)))  # device scalars: read once, below
-        self.losses.append(sum(float(loss) * count for loss, count in losses) / self.n)
+    def _wait(self) -> None:
         self.jax.block_until_ready(self.params)
-        return time.perf_counter() - started
 
     def weights(self) -> Weights:
-        return tuple(np.array(w) for w in self.params)  # type: ignore[return-value]
+        w1, b1, w2, b2 = (np.array(w, np.float32) for w in self.params)
+        return w1, b1, w2, b2
 
 
 # ---------------------------------------------------------------- Keras 3
 def _probe_keras() -> str | None:
-    if importlib.util.find_spec("keras") is None:
-        return "Keras 3 is not installed (pip install keras, with jax, torch or tensorflow)"
-    os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 needs one; jax runs here
-    try:
-        import keras
-    except Exception as error:  # e.g. the backend it was told to use is missing
-        return f"Keras failed to import: {type(error).__name__}: {error}"
-    if not keras.__version__.startswith("3"):
-        return f"Keras {keras.__version__} is not Keras 3"
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 needs one; tensorflow often absent
+    reason = _import_failure("keras", "Keras 3")
+    if reason is not None:
+        return reason
+    import keras
+
+    if not keras.__version__.startswith("3."):
+        return f"Keras {keras.__version__} is installed, not Keras 3"
     return None
 
 
 class _Keras(_Loop):
-    """``keras.Sequential`` + ``model.fit``, one epoch a call (Keras shuffles itself)."""
+    """``keras.Sequential`` trained by ``model.fit``, one epoch a call; Keras shuffles.
 
-    def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        seed: int = 0,
-        weights: Weights | None = None,
-        shuffle: bool = True,
-    ) -> None:
+    Keras's RMSprop has fastnn's rule (epsilon inside the square root).
+    """
+
+    def _setup(self, x: np.ndarray, y: np.ndarray) -> None:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
         import keras
 
-        super().__init__(x, y, seed, weights, shuffle)
-        keras.utils.set_random_seed(seed)
-        self.x, self.y = np.asarray(x, np.float32), np.asarray(y)
+        keras.utils.set_random_seed(self.seed)  # Keras's shuffling, reproducible, as users do
+        self.x, self.y = x, y
         self.model = keras.Sequential(
             [
                 keras.Input((784,)),
@@ -310,49 +370,63 @@ class _Keras(_Loop):
         )
         self.model.set_weights(list(self.start))
         self.model.compile(
-            optimizer=keras.optimizers.RMSprop(LEARNING_RATE, rho=RHO, epsilon=EPSILON),
+            optimizer=keras.optimizers.RMSprop(
+                learning_rate=LEARNING_RATE, rho=RHO, epsilon=EPSILON
+            ),
             loss="sparse_categorical_crossentropy",
         )
 
-    def __call__(self) -> float:
+    def __call__(self) -> float:  # fit draws its own batch order
         started = time.perf_counter()
         history = self.model.fit(
             self.x, self.y, epochs=1, batch_size=BATCH, shuffle=self.shuffle, verbose=0
         )
+        seconds = time.perf_counter() - started  # fit returns with its logs read back
         self.losses.append(float(history.history["loss"][-1]))
-        return time.perf_counter() - started
+        return seconds
 
     def weights(self) -> Weights:
-        return tuple(np.asarray(w) for w in self.model.get_weights())  # type: ignore[return-value]
+        w1, b1, w2, b2 = (np.array(w, np.float32) for w in self.model.get_weights())
+        return w1, b1, w2, b2
 
 
 PEERS: tuple[Peer, ...] = (
     Peer(
         "numpy (tutorial style)",
-        "plain NumPy, forward and backward by hand",
+        f"NumPy {np.__version__}, forward and backward by hand, as tutorials write them",
         lambda: None,
         _NumpyTutorial,
         isolated=False,
     ),
     Peer(
         "pytorch cpu",
-        "PyTorch eager loop on the CPU",
+        f"PyTorch {_version('torch')}, eager loop on the CPU, torch.optim.RMSprop",
         lambda: _probe_torch("cpu"),
-        lambda *a, **k: _Torch(*a, **k, device="cpu"),
+        _Torch,
     ),
     Peer(
         "pytorch cuda",
-        "PyTorch eager loop on the GPU",
+        f"PyTorch {_version('torch')}, eager loop on the GPU, torch.optim.RMSprop",
         lambda: _probe_torch("cuda"),
-        lambda *a, **k: _Torch(*a, **k, device="cuda"),
+        _TorchCuda,
     ),
-    Peer("jax (jit)", "a jax.jit-compiled train step", _probe_jax, _Jax),
-    Peer("keras 3", "Keras 3 (KERAS_BACKEND, default jax here)", _probe_keras, _Keras),
+    Peer(
+        "jax (jit)",
+        f"JAX {_version('jax')}, a jax.jit-compiled train step per batch",
+        lambda: _import_failure("jax", "JAX"),
+        _Jax,
+    ),
+    Peer(
+        "keras 3",
+        f"Keras {_version('keras')} on its {os.environ.get('KERAS_BACKEND', 'jax')} backend, fit",
+        _probe_keras,
+        _Keras,
+    ),
 )
 
 
 def runnable() -> tuple[list[Peer], dict[str, str]]:
-    """The peers that can run here, and why each of the others cannot."""
+    """The peers that can run here, in PEERS order, and why each of the others cannot."""
     ready, reasons = [], {}
     for peer in PEERS:
         reason = peer.probe()
@@ -373,8 +447,7 @@ def time_in_subprocess(
     BLAS and numba's pool they slowed each other by 1.5-4x here. A process of its
     own, with the user's environment, gives each peer the machine as its users
     have it. Returns ``{"first": s,
-    "runs": [s, ...], "losses": [...]}``: one untimed-in-median first epoch, then
-    ``rounds`` timed ones.
+    "runs": [s, ...], "losses": [...]}``: the warm-up epoch, then ``rounds`` timed ones.
     """
     import json
     import subprocess
@@ -384,15 +457,7 @@ def time_in_subprocess(
     with tempfile.TemporaryDirectory() as folder:
         data = os.path.join(folder, "data.npz")
         np.savez(data, x=x, y=y, w1=weights[0], b1=weights[1], w2=weights[2], b2=weights[3])
-        command = [
-            sys.executable,
-            "-m",
-            "fastnn.benchmarks.peers",
-            peer.name,
-            data,
-            str(rounds),
-            str(seed),
-        ]
+        command = [sys.executable, "-m", __spec__.name, peer.name, data, f"{rounds}", f"{seed}"]
         done = subprocess.run(
             command, capture_output=True, text=True, check=False, env=_users_environment()
         )
