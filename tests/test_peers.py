@@ -6,12 +6,14 @@ with their probe's reason.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,7 @@ ROWS = 500  # three batches of 128 and a last one of 116: the partial batch is t
 STEPS = math.ceil(ROWS / peers.BATCH)
 #: float32 noise between identical computations: measured differences are below 1e-7
 #: in the loss and 2e-7 in any weight, whose epoch moves it by up to 1e-2.
-TIGHT = {"rtol": 1e-4, "atol": 1e-5}
+RTOL, ATOL = 1e-4, 1e-5
 #: torch.optim.RMSprop divides by sqrt(v) + eps where fastnn (and Keras) divide by
 #: sqrt(v + eps). With eps = 1e-7 the rules part for gradients below about 1e-3,
 #: which PyTorch moves by nearly lr / sqrt(1 - rho) in the first steps: measured, a
@@ -56,9 +58,12 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+Run = tuple[peers.Weights, peers.Weights, list[float]]
+
+
 def _fastnn_fit(
     x: np.ndarray, y: np.ndarray, epochs: int, shuffle: bool, epsilon: float = peers.EPSILON
-) -> tuple[peers.Weights, peers.Weights, list[float]]:
+) -> Run:
     """(start weights, weights after ``epochs`` epochs, their losses) on the numpy backend."""
     with fastnn.use_backend("numpy"):
         model = fastnn.Sequential(
@@ -79,21 +84,27 @@ def _fastnn_fit(
 
 
 @pytest.fixture(scope="module")
-def one_epoch(data: tuple[np.ndarray, np.ndarray]) -> Any:
-    return _fastnn_fit(*data, epochs=1, shuffle=False)
+def fastnn_fit(data: tuple[np.ndarray, np.ndarray]) -> Callable[..., Run]:
+    """``_fastnn_fit`` on ``data``, each setting trained once per module."""
+    return functools.cache(functools.partial(_fastnn_fit, *data))
+
+
+@pytest.fixture(scope="module")
+def one_epoch(fastnn_fit: Callable[..., Run]) -> Run:
+    return fastnn_fit(1, False)
 
 
 def _assert_same_training(
     epochs: peers.Epochs, weights: peers.Weights, losses: list[float]
 ) -> None:
-    assert epochs.losses == pytest.approx(losses, rel=TIGHT["rtol"])
+    assert epochs.losses == pytest.approx(losses, rel=RTOL)
     for got, want in zip(epochs.weights(), weights, strict=True):
-        np.testing.assert_allclose(got, want, **TIGHT)
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("peer", _peer_params())
 def test_one_epoch_matches_fastnn(
-    peer: peers.Peer, data: tuple[np.ndarray, np.ndarray], one_epoch: Any
+    peer: peers.Peer, data: tuple[np.ndarray, np.ndarray], one_epoch: Run
 ) -> None:
     start, after, losses = one_epoch
     epochs = peer.build(*data, seed=0, weights=start, shuffle=False)
@@ -117,7 +128,8 @@ def test_one_epoch_matches_fastnn(
 def test_shuffled_epochs_see_fastnns_batches(
     peer: peers.Peer,
     data: tuple[np.ndarray, np.ndarray],
-    one_epoch: Any,
+    one_epoch: Run,
+    fastnn_fit: Callable[..., Run],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """fit(seed=0) draws a permutation per epoch from one generator; so do the peers.
@@ -127,7 +139,7 @@ def test_shuffled_epochs_see_fastnns_batches(
     """
     epsilon = NEGLIGIBLE_EPSILON if peer.name in RULE_DIFFERS else peers.EPSILON
     monkeypatch.setattr(peers, "EPSILON", epsilon)
-    start, after, losses = _fastnn_fit(*data, 2, shuffle=True, epsilon=epsilon)
+    start, after, losses = fastnn_fit(2, True, epsilon)
     epochs = peer.build(*data, seed=0, weights=start, shuffle=True)
     epochs()
     epochs()
@@ -273,7 +285,7 @@ def test_importing_the_peers_imports_no_framework() -> None:
 
 
 def test_a_peer_times_in_a_process_of_its_own(
-    data: tuple[np.ndarray, np.ndarray], one_epoch: Any
+    data: tuple[np.ndarray, np.ndarray], one_epoch: Run
 ) -> None:
     numpy_peer, start = peers.PEERS[0], one_epoch[0]
     measured = peers.time_in_subprocess(numpy_peer, *data, start, rounds=2)
