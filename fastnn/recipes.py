@@ -132,6 +132,11 @@ class RecipeResult:
     epoch_seconds: list[float]
     train_seconds: float
     history: dict[str, list[float]]
+    #: the test images as the model saw them (n, 784), their labels (n,) and the
+    #: predicted labels (n,): what the plots of ``fastnn train --plot`` draw
+    x_test: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
+    predicted: np.ndarray = field(repr=False)
 
 
 def get(name: str) -> Recipe:
@@ -191,6 +196,7 @@ def run(
         )
         train_seconds = time.perf_counter() - started
         test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=1000)  # type: ignore[misc]
+        predicted = model.predict(x_test, batch_size=1000).argmax(axis=1)
         return RecipeResult(
             recipe=name,
             backend=model.backend.name if model.backend else "?",
@@ -201,4 +207,7 @@ def run(
             epoch_seconds=timer.seconds,
             train_seconds=train_seconds,
             history=history.history,
+            x_test=x_test,
+            y_test=np.asarray(y_test),
+            predicted=predicted,
         )
