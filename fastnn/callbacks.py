@@ -1,13 +1,30 @@
-"""Callbacks: code that runs at fixed points of ``fit``, with Keras's hook names."""
+"""Callbacks: code that runs at fixed points of ``fit``, with Keras's hook names.
+
+Besides the loggers ``fit`` uses itself, this module has Keras 3's training
+callbacks, with its names, arguments, defaults and semantics:
+:class:`ReduceLROnPlateau`, :class:`EarlyStopping`, :class:`ModelCheckpoint`
+and :class:`LearningRateScheduler`. Epoch numbers are 0-based in attributes and
+hooks, 1-based in printed messages and file names, as in Keras.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import string
 import time
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastnn.validation import check_int
 
 if TYPE_CHECKING:
     from fastnn.models import Sequential
+    from fastnn.optimizers import Optimizer
 
 Logs = dict[str, float]
 
@@ -98,7 +115,391 @@ class ProgressLogger(EpochTimer):
             return
         seconds = self.seconds[-1]
         rate = self.params.get("samples", 0) / seconds if seconds > 0 else float("inf")
-        figures = " - ".join(f"{key}: {value:.4f}" for key, value in (logs or {}).items())
+        figures = " - ".join(
+            # a rate reduced to 1e-7 would print as 0.0000
+            f"{key}: {value:.3g}" if key == "learning_rate" else f"{key}: {value:.4f}"
+            for key, value in (logs or {}).items()
+        )
         self.print_fn(
             f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - {rate:,.0f} samples/s - {figures}"
         )
+
+
+# ------------------------------------------------------------ argument checks
+def _real(name: str, value: object) -> float:
+    """``value`` as a finite float, else a ValueError naming the argument."""
+    number = isinstance(value, (int, float, np.integer, np.floating))
+    if not number or isinstance(value, bool) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be a finite number; received {name}={value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _require(ok: bool, name: str, requirement: str, value: object) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {requirement}; received {name}={value!r}")
+
+
+def _model(callback: Callback) -> Sequential:
+    if callback.model is None:
+        raise RuntimeError(
+            f"{type(callback).__name__} has no model: pass it to model.fit(callbacks=[...])"
+        )
+    return callback.model
+
+
+def _optimizer(callback: Callback) -> Optimizer:
+    optimizer = _model(callback).optimizer
+    if optimizer is None:
+        raise RuntimeError(f"{type(callback).__name__} needs a compiled model (model.compile)")
+    return optimizer
+
+
+# ------------------------------------------------------- monitoring callbacks
+MODES = ("auto", "min", "max")
+#: in mode "auto", a monitor whose name contains one of these is maximised
+HIGHER_IS_BETTER_HINTS = ("acc", "precision", "recall", "f1")
+
+
+class _MonitorCallback(Callback):
+    """What the monitoring callbacks share: which figure, which way is better, by how much.
+
+    ``best`` is the best value seen (None before the first); each subclass
+    decides when to reset it, as in Keras.
+    """
+
+    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+        super().__init__()
+        _require(isinstance(monitor, str) and bool(monitor), "monitor", "a log key string", monitor)
+        _require(mode in MODES, "mode", "one of 'auto', 'min', 'max'", mode)
+        self.monitor = monitor
+        self.mode = mode
+        # Keras takes the size of min_delta only: the direction gives its sign.
+        self.min_delta = abs(_real("min_delta", min_delta))
+        hinted = any(hint in monitor.lower() for hint in HIGHER_IS_BETTER_HINTS)
+        self.higher_is_better = mode == "max" or (mode == "auto" and hinted)
+        self.best: float | None = None
+
+    def _current(self, epoch: int, logs: Logs | None) -> float | None:
+        """The monitored value in ``logs``; None, with a warning, when it is missing."""
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            # The epoch number keeps the message distinct, so Python's warning
+            # filter shows it every epoch rather than once per session.
+            warnings.warn(
+                f"{type(self).__name__} is conditioned on {self.monitor!r}, which is not in "
+                f"the logs of epoch {epoch + 1}; available: {', '.join(logs) or 'none'}",
+                stacklevel=3,
+            )
+            return None
+        return float(value)
+
+    def _improves(self, current: float, reference: float | None) -> bool:
+        """True when ``current`` beats ``reference`` by more than min_delta (no reference: True)."""
+        if reference is None:
+            return True
+        if self.higher_is_better:
+            return current - self.min_delta > reference
+        return current + self.min_delta < reference
+
+    def _best_text(self) -> str:
+        if self.best is not None:
+            return f"{self.best:.5f}"
+        return "-inf" if self.higher_is_better else "inf"
+
+
+class ReduceLROnPlateau(_MonitorCallback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving.
+
+    After ``patience`` epochs without an improvement of more than ``min_delta``
+    the rate becomes ``max(lr * factor, min_lr)`` (nothing happens once it is
+    at ``min_lr``). After a reduction, ``cooldown`` epochs pass before waiting
+    starts again; as in Keras, the epoch that ends the cooldown already counts
+    towards the next ``patience``, so ``cooldown=1`` adds no delay.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ) -> None:
+        super().__init__(monitor, mode, min_delta)
+        self.factor = _real("factor", factor)
+        _require(self.factor < 1.0, "factor", "< 1.0", factor)
+        _require(self.factor > 0.0, "factor", "> 0", factor)  # 0 would stop learning
+        self.patience = check_int("patience", patience, 0)
+        self.verbose = check_int("verbose", verbose, 0)
+        self.cooldown = check_int("cooldown", cooldown, 0)
+        self.min_lr = _real("min_lr", min_lr)
+        _require(self.min_lr >= 0.0, "min_lr", ">= 0", min_lr)
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self.best = None
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        current = self._current(epoch, logs)
+        if current is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improves(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self._reduce(epoch)
+
+    def _reduce(self, epoch: int) -> None:
+        optimizer = _optimizer(self)
+        if optimizer.learning_rate <= self.min_lr:
+            return  # already at the floor: keep waiting, no cooldown
+        new_lr = max(optimizer.learning_rate * self.factor, self.min_lr)
+        optimizer.learning_rate = new_lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}.")
+        self.cooldown_counter = self.cooldown
+        self.wait = 0
+
+
+class EarlyStopping(_MonitorCallback):
+    """Stop training when ``monitor`` has not improved for ``patience`` epochs.
+
+    Epochs before ``start_from_epoch`` are ignored. With a ``baseline``, the
+    wait restarts only on epochs that beat both the best so far and the
+    baseline (Keras 3: an epoch that improves the best but not the baseline
+    never stops training, but does not reset the wait either).
+
+    ``restore_best_weights=True`` keeps a copy of the weights of the best epoch
+    and puts it back at the end of training, whether it stopped early or not,
+    unless the best epoch is the last one. After training, ``stopped_epoch``
+    is the 0-based epoch it stopped at (0 when it did not stop) and
+    ``best_epoch`` the 0-based best epoch.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0,
+        patience: int = 0,
+        verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ) -> None:
+        super().__init__(monitor, mode, min_delta)
+        self.patience = check_int("patience", patience, 0)
+        self.verbose = check_int("verbose", verbose, 0)
+        self.baseline = None if baseline is None else _real("baseline", baseline)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = check_int("start_from_epoch", start_from_epoch, 0)
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+        # Whether the model's weights are still those of the best epoch.
+        self._weights_are_best = False
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        # Reset everything so one instance can serve several fit calls.
+        self.best = None
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_epoch = 0
+        self.best_weights = None
+        self._weights_are_best = False
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        # Training moves the weights away from the snapshot; if fit fails
+        # mid-epoch, on_train_end must still restore it.
+        self._weights_are_best = False
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        self._weights_are_best = False
+        current = self._current(epoch, logs)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        model = _model(self)
+        self.wait += 1
+        if self._improves(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = model.get_weights()
+                self._weights_are_best = True
+            if self.baseline is None or self._improves(current, self.baseline):
+                self.wait = 0
+            return
+        # The first monitored epoch always improves on best=None, so this
+        # never stops training before there is a best epoch to report.
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            model.stop_training = True
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.best_weights is None or self._weights_are_best:
+            return
+        if self.verbose:
+            print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+        _model(self).set_weights(self.best_weights)
+        self._weights_are_best = True
+
+
+class ModelCheckpoint(_MonitorCallback):
+    """Save the model (or only its weights) at the end of every epoch.
+
+    ``filepath`` is a template: ``{epoch:02d}`` (1-based) and any log key
+    (``{val_loss:.4f}``) are filled in at each save. Whole models are written
+    with ``model.save`` (fastnn's ``.npz`` format, read back by
+    ``fastnn.load_model``), so the path must end in ``.npz``. With
+    ``save_weights_only=True`` the path must end in ``.weights.npz`` (like
+    Keras's ``.weights.h5``) and the file is an ``np.savez`` archive of
+    ``model.get_weights()`` under the keys ``weight_000``, ``weight_001``, ...
+    (the layout of the weights inside a model file); restore it with
+    ``model.set_weights([f[k] for k in sorted(f.files)])``.
+
+    ``save_best_only=True`` saves only when ``monitor`` improves on the best
+    seen so far (which starts at ``initial_value_threshold``, and carries over
+    between fit calls as in Keras). Only ``save_freq="epoch"`` is supported.
+    """
+
+    def __init__(
+        self,
+        filepath: str | os.PathLike[str],
+        monitor: str = "val_loss",
+        verbose: int = 0,
+        save_best_only: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "auto",
+        save_freq: str | int = "epoch",
+        initial_value_threshold: float | None = None,
+    ) -> None:
+        super().__init__(monitor, mode, 0.0)
+        path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else filepath
+        suffix = ".weights.npz" if save_weights_only else ".npz"
+        if not isinstance(path, str) or not path.endswith(suffix):
+            raise ValueError(f"filepath must end in {suffix}; received filepath={path!r}")
+        self._check_template(path)
+        if isinstance(save_freq, int) and not isinstance(save_freq, bool):
+            raise ValueError(
+                f"save_freq={save_freq!r} (saving every N batches) is not supported; "
+                "use save_freq='epoch'"
+            )
+        _require(save_freq == "epoch", "save_freq", "'epoch'", save_freq)
+        self.filepath = path
+        self.verbose = check_int("verbose", verbose, 0)
+        self.save_best_only = bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
+        self.save_freq = save_freq
+        if initial_value_threshold is not None:
+            self.best = _real("initial_value_threshold", initial_value_threshold)
+
+    @staticmethod
+    def _check_template(path: str) -> None:
+        """Refuse a malformed template now, not at the end of the first epoch."""
+        try:
+            fields = [
+                field for _, field, _, _ in string.Formatter().parse(path) if field is not None
+            ]
+        except ValueError as error:
+            raise ValueError(
+                f"filepath is not a valid template ({error}); received filepath={path!r}"
+            ) from error
+        for field in fields:
+            name = field.split(".")[0].split("[")[0]
+            if not name or name.isdigit():
+                raise ValueError(
+                    "filepath fields must be named, like {epoch:02d} or {val_loss:.4f}; "
+                    f"received filepath={path!r}"
+                )
+
+    def _path_for(self, epoch: int, logs: Logs) -> str:
+        values: dict[str, Any] = {**logs, "epoch": epoch + 1}
+        try:
+            return self.filepath.format_map(values)
+        except KeyError as error:
+            raise KeyError(
+                f"ModelCheckpoint filepath {self.filepath!r} names {error}, which is not in "
+                f"the logs of epoch {epoch + 1}; available: {', '.join(values)}"
+            ) from None
+        except ValueError as error:  # a format spec that does not suit the value
+            raise ValueError(
+                f"cannot format ModelCheckpoint filepath {self.filepath!r} for epoch "
+                f"{epoch + 1}: {error}"
+            ) from error
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        logs = logs or {}
+        model = _model(self)
+        path = self._path_for(epoch, logs)
+        current = None
+        if self.save_best_only:
+            current = self._current(epoch, logs)
+            if current is None:
+                return
+            if not self._improves(current, self.best):
+                if self.verbose:
+                    best = self._best_text()
+                    print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {best}")
+                return
+        if self.verbose:
+            improved = (
+                f"{self.monitor} improved from {self._best_text()} to {current:.5f}, "
+                if current is not None
+                else ""
+            )
+            print(f"Epoch {epoch + 1}: {improved}saving model to {path}")
+        self._save(model, path)
+        if current is not None:
+            self.best = current  # only once saved, so a failed save is retried
+
+    def _save(self, model: Sequential, path: str) -> None:
+        if not self.save_weights_only:
+            model.save(path)
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        weights = {f"weight_{i:03d}": w for i, w in enumerate(model.get_weights())}
+        np.savez(target, **weights)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- scheduling
+class LearningRateScheduler(Callback):
+    """At each epoch's start, set the learning rate to ``schedule(epoch, lr)``.
+
+    ``epoch`` is 0-based and ``lr`` the optimizer's current rate; the schedule
+    must return a finite number > 0.
+    """
+
+    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0) -> None:
+        super().__init__()
+        _require(callable(schedule), "schedule", "a function (epoch, lr) -> lr", schedule)
+        self.schedule = schedule
+        self.verbose = check_int("verbose", verbose, 0)
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        optimizer = _optimizer(self)
+        rate: Any = self.schedule(epoch, optimizer.learning_rate)
+        number = isinstance(rate, (int, float, np.integer, np.floating))
+        if not number or isinstance(rate, bool) or not math.isfinite(rate) or rate <= 0:
+            raise ValueError(
+                f"LearningRateScheduler's schedule must return a finite number > 0; "
+                f"for epoch {epoch} it returned {rate!r}"
+            )
+        optimizer.learning_rate = float(rate)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}.")
