@@ -13,7 +13,17 @@ The backend (numpy, numba or cupy) is chosen by ``FASTNN_BACKEND`` or in code
 with ``fastnn.set_backend`` / ``fastnn.use_backend``.
 """
 
-from fastnn import callbacks, datasets, initializers, layers, losses, ops, optimizers
+from fastnn import (
+    callbacks,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    ops,
+    optimizers,
+    regularizers,
+)
 from fastnn.backends import (
     BackendInfo,
     BackendUnavailableError,
@@ -22,6 +32,12 @@ from fastnn.backends import (
     get_backend,
     set_backend,
     use_backend,
+)
+from fastnn.callbacks import (
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
 )
 from fastnn.config import set_random_seed
 from fastnn.models import Sequential, TrainingDivergedError
@@ -32,6 +48,10 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendInfo",
     "BackendUnavailableError",
+    "EarlyStopping",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
     "Sequential",
     "TrainingDivergedError",
     "available_backends",
@@ -43,8 +63,10 @@ __all__ = [
     "layers",
     "load_model",
     "losses",
+    "metrics",
     "ops",
     "optimizers",
+    "regularizers",
     "set_backend",
     "set_random_seed",
     "use_backend",

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from fastnn import initializers
-from fastnn.backends import ACTIVATIONS, Array, Backend
+from fastnn import initializers, regularizers
+from fastnn.backends import ACTIVATIONS, Array, Backend, Scalar
 
 
 def check_activation(activation: str | None) -> str:
@@ -69,6 +69,8 @@ class Layer:
         #: trainable parameters and their gradients, same keys, Keras order
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
+        #: non-trainable weights (BatchNormalization's moving statistics): saved, not trained
+        self.state: dict[str, Array] = {}
         self._workspace: Workspace | None = None
 
     @property
@@ -107,8 +109,26 @@ class Layer:
         """Gradient w.r.t. the input of the last training forward; fills ``self.grads``."""
         raise NotImplementedError
 
-    def count_params(self) -> int:
-        return sum(int(np.prod(p.shape)) for p in self.params.values())
+    def count_params(self, trainable: bool = True) -> int:
+        """How many trainable (or, with ``trainable=False``, non-trainable) numbers it holds."""
+        weights = self.params if trainable else self.state
+        return sum(int(np.prod(p.shape)) for p in weights.values())
+
+    @property
+    def weights(self) -> dict[str, Array]:
+        """Every weight, Keras order: the trainable ones, then the non-trainable ones."""
+        return {**self.params, **self.state}
+
+    def set_weight(self, key: str, value: Array) -> None:
+        """Replace the weight ``key`` (trainable or not) with ``value``."""
+        (self.params if key in self.params else self.state)[key] = value
+
+    def penalty(self, with_grad: bool) -> Scalar | None:
+        """The weight penalties this layer adds to the loss (None: it adds none).
+
+        ``with_grad`` also adds their gradients to ``self.grads`` (after ``backward``).
+        """
+        return None
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, for saving and ``summary``."""
@@ -122,6 +142,8 @@ class Layer:
         for key, value in self.params.items():
             self.params[key] = backend.asarray(self.ops.to_numpy(value))
             self.grads[key] = backend.zeros(value.shape, value.dtype)
+        for key, value in self.state.items():
+            self.state[key] = backend.asarray(self.ops.to_numpy(value))
         self._workspace = Workspace(backend)
         self.backend = backend
 
@@ -157,6 +179,8 @@ class Dense(_ActivatedLayer):
         use_bias: bool = True,
         kernel_initializer: str | initializers.Initializer = "glorot_uniform",
         bias_initializer: str | initializers.Initializer = "zeros",
+        kernel_regularizer: str | regularizers.L1L2 | None = None,
+        bias_regularizer: str | regularizers.L1L2 | None = None,
         input_dim: int | None = None,
         input_shape: Any = None,
         name: str | None = None,
@@ -172,6 +196,10 @@ class Dense(_ActivatedLayer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.regularizers = {
+            "kernel": regularizers.get(kernel_regularizer),
+            "bias": regularizers.get(bias_regularizer),
+        }
         self._x: Array = None  # input of the last training forward
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -221,6 +249,16 @@ class Dense(_ActivatedLayer):
         dx = self._buffer("dx", self._x.shape)  # (B, in)
         return ops.matmul(dz, self.params["kernel"], transpose_b=True, out=dx)
 
+    def penalty(self, with_grad: bool) -> Scalar | None:
+        total: Scalar | None = None
+        for key, regularizer in self.regularizers.items():
+            if regularizer is None or key not in self.params:
+                continue
+            grad = self.grads[key] if with_grad else None
+            value = regularizer(self.ops, self.params[key], grad)
+            total = value if total is None else total + value
+        return total
+
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
@@ -229,6 +267,8 @@ class Dense(_ActivatedLayer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.regularizers["kernel"]),
+            "bias_regularizer": regularizers.serialize(self.regularizers["bias"]),
         }
 
 
@@ -269,10 +309,159 @@ class Flatten(Layer):
         return dy.reshape(dy.shape[0], *self.input_shape)
 
 
+def _check_rate(name: str, value: object, high_open: bool) -> float:
+    """A number in [0, 1) (or [0, 1]), else an error naming ``name`` and the value."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and (0.0 <= value < 1.0 or (not high_open and value == 1.0))):  # type: ignore[operator]
+        bracket = ")" if high_open else "]"
+        raise ValueError(f"{name} must be a number in [0, 1{bracket}; received {name}={value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each input with probability ``rate`` and scale the
+    rest by ``1 / (1 - rate)``, so inference is the identity.
+
+    ``seed`` fixes the masks; without it they come from the model's seed (through a
+    child generator, so adding a Dropout leaves the other layers' initial weights as
+    they were). x (B, N) -> (B, N).
+    """
+
+    def __init__(
+        self, rate: float, seed: int | None = None, name: str | None = None, input_shape: Any = None
+    ) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        self.rate = _check_rate("rate", rate, high_open=True)
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"seed must be an int >= 0 or None; received seed={seed!r}")
+        self.seed = seed
+        self._rng: np.random.Generator | None = None
+        self._mask: Array = None  # mask of the last training forward
+
+    def build(
+        self,
+        input_shape: tuple[int, ...],
+        backend: Backend,
+        dtype: np.dtype,
+        rng: np.random.Generator,
+    ) -> None:
+        super().build(input_shape, backend, dtype, rng)
+        self._rng = np.random.default_rng(self.seed) if self.seed is not None else rng.spawn(1)[0]
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        if not training or self.rate == 0.0:
+            self._mask = None
+            return x
+        assert self._rng is not None
+        self._mask = self.ops.dropout_mask(self._rng, tuple(x.shape), self.rate, x.dtype)
+        return self.ops.multiply(x, self._mask, out=self._buffer("y", tuple(x.shape)))
+
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        if self._mask is None:
+            return dy
+        return self.ops.multiply(dy, self._mask, out=dy)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class BatchNormalization(Layer):
+    """Normalize each feature over the batch, then scale and shift: Keras's defaults.
+
+    Training uses the batch's mean and (biased) variance and updates the moving
+    statistics ``moving = momentum * moving + (1 - momentum) * batch``; inference
+    uses the moving ones. Weights, Keras order: gamma, beta (trained), moving_mean,
+    moving_variance (not trained). x (B, N) -> (B, N).
+    """
+
+    def __init__(
+        self,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        name: str | None = None,
+        input_shape: Any = None,
+    ) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        self.momentum = _check_rate("momentum", momentum, high_open=False)
+        if (
+            isinstance(epsilon, bool)
+            or not isinstance(epsilon, (int, float))
+            or not 0 < epsilon < math.inf
+        ):
+            raise ValueError(f"epsilon must be a number > 0; received epsilon={epsilon!r}")
+        self.epsilon = float(epsilon)
+        self._x: Array = None  # input of the last training forward
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"BatchNormalization layer {self.name!r} normalizes (batch, features) inputs; "
+                f"received samples of shape {input_shape}. Add a Flatten() layer first."
+            )
+        return input_shape
+
+    def build(
+        self,
+        input_shape: tuple[int, ...],
+        backend: Backend,
+        dtype: np.dtype,
+        rng: np.random.Generator,
+    ) -> None:
+        super().build(input_shape, backend, dtype, rng)
+        ones = initializers.get("ones")
+        zeros = initializers.get("zeros")
+        shape = self.compute_output_shape(input_shape)
+        self.params = {
+            "gamma": ones(backend, shape, dtype, rng),
+            "beta": zeros(backend, shape, dtype, rng),
+        }
+        self.grads = {key: backend.zeros(shape, dtype) for key in self.params}
+        self.state = {
+            "moving_mean": zeros(backend, shape, dtype, rng),
+            "moving_variance": ones(backend, shape, dtype, rng),
+        }
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        ops, p = self.ops, self.params
+        if not training:
+            moving_mean, moving_variance = self.state["moving_mean"], self.state["moving_variance"]
+            return ops.batch_norm_inference(
+                x, moving_mean, moving_variance, p["gamma"], p["beta"], self.epsilon
+            )
+        features = x.shape[1:]
+        mean, variance = self._buffer("mean", features), self._buffer("variance", features)
+        y = ops.batch_norm_forward(
+            x, p["gamma"], p["beta"], self.epsilon, mean, variance, out=self._buffer("y", x.shape)
+        )  # (B, N)
+        ops.moving_average_update(self.state["moving_mean"], mean, self.momentum)
+        ops.moving_average_update(self.state["moving_variance"], variance, self.momentum)
+        self._x = x
+        return y
+
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        features = self._x.shape[1:]
+        return self.ops.batch_norm_backward(
+            dy,
+            self._x,
+            self._buffer("mean", features),
+            self._buffer("variance", features),
+            self.params["gamma"],
+            self.epsilon,
+            self.grads["gamma"],
+            self.grads["beta"],
+            out=dy,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
 LAYER_CLASSES: dict[str, type[Layer]] = {
     "Dense": Dense,
     "Activation": Activation,
     "Flatten": Flatten,
+    "Dropout": Dropout,
+    "BatchNormalization": BatchNormalization,
 }
 
 
@@ -285,4 +474,7 @@ def from_config(class_name: str, config: dict[str, Any]) -> Layer:
     for key in ("kernel_initializer", "bias_initializer"):
         if key in config:
             config[key] = initializers.deserialize(config[key])
+    for key in ("kernel_regularizer", "bias_regularizer"):
+        if key in config:
+            config[key] = regularizers.deserialize(config[key])
     return cls(**config)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from fastnn import losses as losses_module
+from fastnn import metrics as metrics_module
 from fastnn import optimizers as optimizers_module
 from fastnn.backends import Array, Backend, Scalar, get_backend
 from fastnn.callbacks import Callback, History, ProgressLogger
@@ -29,7 +30,18 @@ from fastnn.config import check_seed, make_rng, resolve_dtype
 from fastnn.layers import Layer, Workspace, _ActivatedLayer, from_config
 from fastnn.validation import as_features, as_labels, as_targets, check_fraction, check_int
 
-METRIC_NAMES = ("accuracy", "acc")
+#: what ``compile(metrics=[...])`` accepts, and the name each is logged under. Precision,
+#: recall and F1 are macro averages over the classes present (scikit-learn's "macro"),
+#: or of the positive class for binary outputs; see :mod:`fastnn.metrics`.
+METRIC_NAMES = {
+    "accuracy": "accuracy",
+    "acc": "accuracy",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "f1",
+    "f1_score": "f1",
+}
+CONFUSION_METRICS = ("precision", "recall", "f1")
 DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
 
 
@@ -194,11 +206,15 @@ class Sequential:
             )
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
-        names = []
+        if isinstance(metrics, str):
+            raise ValueError(f"metrics must be a list of names; received metrics={metrics!r}")
+        names: list[str] = []
         for metric in metrics or []:
-            if not isinstance(metric, str) or metric.lower() not in METRIC_NAMES:
+            name = METRIC_NAMES.get(metric.lower()) if isinstance(metric, str) else None
+            if name is None:
                 raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_NAMES)}")
-            names.append("accuracy")
+            if name not in names:
+                names.append(name)
         self.metrics = names
         if self.layers:
             self._check_head()
@@ -272,12 +288,13 @@ class Sequential:
         """How many accuracy entries one sample has: 1 class, or one per binary output."""
         return 1 if self._accuracy_kind == "argmax" else self.output_units
 
-    def _count_correct(self, backend: Backend, outputs: Array, targets: Array) -> Scalar:
+    @property
+    def _threshold(self) -> float | None:
+        """The cut between predicted 0 and 1 on the outputs (None: one class per row, argmax)."""
         if self._accuracy_kind == "argmax":
-            return backend.count_argmax_matches(outputs, targets)
+            return None
         # On logits (sigmoid folded into the loss) the 0.5 probability cut is at 0.
-        threshold = 0.0 if self._folds_activation else 0.5
-        return backend.count_threshold_matches(outputs, targets, threshold)
+        return 0.0 if self._folds_activation else 0.5
 
     # --------------------------------------------------------------------- fit
     def fit(
@@ -344,12 +361,14 @@ class Sequential:
             for epoch in range(epochs):
                 for hook in hooks:
                     hook.on_epoch_begin(epoch)
+                learning_rate = optimizer.learning_rate  # hooks may change it between epochs
                 logs = self._train_epoch(
                     backend, optimizer, loss, data, batch_size, shuffle, rng, epoch, hooks
                 )
                 if val_data is not None:
                     val_logs = self._evaluate_data(backend, loss, val_data, batch_size)
                     logs.update({f"val_{key}": value for key, value in val_logs.items()})
+                logs["learning_rate"] = learning_rate
                 for hook in hooks:
                     hook.on_epoch_end(epoch, logs)
                 if self.stop_training:
@@ -383,7 +402,7 @@ class Sequential:
             if type(hook).on_train_batch_end is not Callback.on_train_batch_end
         ]
         losses: list[tuple[Scalar, int]] = []  # (mean loss, rows) per step
-        counts: list[Scalar] = []
+        tally = _MetricTally(self, backend)
         for step, start in enumerate(range(0, data.n, batch_size)):
             for hook in hooks:
                 hook.on_train_batch_begin(step)
@@ -395,7 +414,7 @@ class Sequential:
                 _check_finite([(loss, stop - start)], epoch, first_step=step)
             losses.append((loss, stop - start))
             if metric_yb is not None:
-                counts.append(self._count_correct(backend, outputs, metric_yb))
+                tally.add(outputs, metric_yb)
             optimizer.apply(backend, params, grads)
             if step_hooks:
                 logs = {"loss": float(loss)}
@@ -405,9 +424,7 @@ class Sequential:
         if not backend.synchronous:
             _check_finite(values, epoch, first_step=0, after_epoch=True)
         logs = {"loss": sum(value * rows for value, rows in values) / data.n}
-        if self.metrics:
-            correct = sum(int(count) for count in counts)
-            logs["accuracy"] = correct / (data.n * self._accuracy_entries)
+        logs.update(tally.results(data.n))
         return logs
 
     def _forward_backward(
@@ -427,12 +444,25 @@ class Sequential:
         )
         for i in range(len(self.layers) - 1, first_trainable - 1, -1):
             grad = self.layers[i].backward(grad, need_input_grad=i > first_trainable)
-        return loss, outputs
+        penalty = self._penalty(with_grad=True)
+        return (loss if penalty is None else loss + penalty), outputs
+
+    def _penalty(self, with_grad: bool) -> Scalar | None:
+        """The layers' weight penalties (None without regularizers); ``with_grad`` adds
+        their gradients to the layers' ``grads``."""
+        total: Scalar | None = None
+        for layer in self.layers:
+            value = layer.penalty(with_grad)
+            if value is not None:
+                total = value if total is None else total + value
+        return total
 
     def compute_gradients(self, x: Any, y: Any) -> tuple[float, list[np.ndarray]]:
         """Loss of (x, y) taken as one batch, and its gradient for every weight.
 
-        Gradients come in :meth:`get_weights` order; the weights are not changed.
+        Gradients come in the order of the trainable weights in :meth:`get_weights`
+        (the non-trainable ones, such as moving statistics, have none); the trainable
+        weights are not changed.
         """
         _, loss_fn = self._require_compiled("compute_gradients")
         x_all = self._features("x", x)
@@ -460,7 +490,7 @@ class Sequential:
         self, backend: Backend, loss_fn: losses_module.Loss, data: _DeviceData, batch_size: int
     ) -> dict[str, float]:
         loss_sum = 0.0
-        correct = 0
+        tally = _MetricTally(self, backend)
         for start in range(0, data.n, batch_size):
             stop = min(start + batch_size, data.n)
             xb, yb, accb = data.batch(start, stop, None, None)
@@ -468,14 +498,15 @@ class Sequential:
             loss, _ = loss_fn(backend, outputs, yb)
             loss_sum += float(loss) * (stop - start)
             if accb is not None:
-                correct += int(self._count_correct(backend, outputs, accb))
-        logs = {"loss": loss_sum / data.n}
-        if self.metrics:
-            logs["accuracy"] = correct / (data.n * self._accuracy_entries)
+                tally.add(outputs, accb)
+        penalty = self._penalty(with_grad=False)  # counted in the loss, as Keras does
+        logs = {"loss": loss_sum / data.n + (0.0 if penalty is None else float(penalty))}
+        logs.update(tally.results(data.n))
         return logs
 
     def evaluate(self, x: Any, y: Any, batch_size: int | None = None) -> float | list[float]:
-        """Loss (and metrics) on (x, y): ``[loss, accuracy]``, or the loss alone without metrics."""
+        """Loss (and metrics) on (x, y): ``[loss, *metrics]`` in compile order, or the loss
+        alone without metrics."""
         _, loss = self._require_compiled("evaluate")
         batch_size = _batch_size(batch_size)
         x_all = self._features("x", x)
@@ -507,16 +538,16 @@ class Sequential:
         self._ensure_built()
         assert self.backend is not None
         return [
-            np.array(self.backend.to_numpy(p), copy=True)
+            np.array(self.backend.to_numpy(w), copy=True)
             for layer in self.layers
-            for p in layer.params.values()
+            for w in layer.weights.values()
         ]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Replace every weight, in :meth:`get_weights` order (shapes must match)."""
         self._ensure_built()
         assert self.backend is not None and self.dtype is not None
-        slots = [(layer, key) for layer in self.layers for key in layer.params]
+        slots = [(layer, key) for layer in self.layers for key in layer.weights]
         weights = list(weights)
         if len(weights) != len(slots):
             raise ValueError(
@@ -526,18 +557,21 @@ class Sequential:
         new_values = []
         for (layer, key), value in zip(slots, weights, strict=True):
             array = np.array(value, dtype=self.dtype, copy=True)
-            expected = tuple(layer.params[key].shape)
+            expected = tuple(layer.weights[key].shape)
             if array.shape != expected:
                 raise ValueError(
                     f"weight {layer.name}/{key} has shape {expected}; received shape {array.shape}"
                 )
             new_values.append(array)
         for (layer, key), array in zip(slots, new_values, strict=True):
-            layer.params[key] = self.backend.asarray(array)
+            layer.set_weight(key, self.backend.asarray(array))
 
     def count_params(self) -> int:
+        """How many numbers the weights hold, trainable or not (as Keras counts)."""
         self._ensure_built()
-        return sum(layer.count_params() for layer in self.layers)
+        return sum(
+            layer.count_params() + layer.count_params(trainable=False) for layer in self.layers
+        )
 
     def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print each layer's type, output shape and parameter count, Keras-style."""
@@ -547,7 +581,7 @@ class Sequential:
             (
                 f"{layer.name} ({type(layer).__name__})",
                 "(" + ", ".join(["None", *map(str, layer.output_shape or ())]) + ")",
-                f"{layer.count_params():,}",
+                f"{layer.count_params() + layer.count_params(trainable=False):,}",
             )
             for layer in self.layers
         ]
@@ -558,6 +592,7 @@ class Sequential:
 
         rule = "=" * sum(widths)
         total = self.count_params()
+        trainable = sum(layer.count_params() for layer in self.layers)
         print_fn(
             "\n".join(
                 [
@@ -568,8 +603,8 @@ class Sequential:
                     *(line(row).rstrip() for row in rows),
                     rule,
                     f"Total params: {total:,}",
-                    f"Trainable params: {total:,}",
-                    "Non-trainable params: 0",
+                    f"Trainable params: {trainable:,}",
+                    f"Non-trainable params: {total - trainable:,}",
                 ]
             )
         )
@@ -643,3 +678,48 @@ class _DeviceData:
             ]
         metric_batch = {"none": None, "shared": batch[1], "own": batch[-1]}[self.metric]
         return batch[0], batch[1], metric_batch
+
+
+class _MetricTally:
+    """The compiled metrics of one pass over data, counted batch by batch on the backend.
+
+    Counts stay on the device until :meth:`results`: one read per epoch.
+    """
+
+    def __init__(self, model: Sequential, backend: Backend) -> None:
+        self.backend = backend
+        self.metrics = model.metrics
+        self.threshold = model._threshold if model.metrics else None
+        self.entries = model._accuracy_entries if model.metrics else 1
+        self.correct: list[Scalar] = []
+        self.confusion: Array | None = None
+        if any(name in CONFUSION_METRICS for name in self.metrics):
+            classes = model.output_units if self.threshold is None else 2
+            self.confusion = backend.zeros((classes, classes), np.int64)  # (true, predicted)
+
+    def add(self, outputs: Array, targets: Array) -> None:
+        """Count one batch: outputs (B, K) as the loss saw them, the metric's targets."""
+        if "accuracy" in self.metrics:
+            if self.threshold is None:
+                self.correct.append(self.backend.count_argmax_matches(outputs, targets))
+            else:
+                count = self.backend.count_threshold_matches(outputs, targets, self.threshold)
+                self.correct.append(count)
+        if self.confusion is not None:
+            self.backend.update_confusion(self.confusion, outputs, targets, self.threshold)
+
+    def results(self, samples: int) -> dict[str, float]:
+        """Each metric over the ``samples`` counted, in compile order."""
+        scores: dict[str, float] = {}
+        if self.confusion is not None:
+            matrix = self.backend.to_numpy(self.confusion)
+            if self.threshold is None:
+                precision, recall, f1 = metrics_module.scores_from_confusion(matrix, "macro")
+            else:  # binary outputs: the positive class's figures, as Keras reports them
+                per_class = metrics_module.scores_from_confusion(matrix, None)
+                precision, recall, f1 = (values[1] for values in per_class)
+            scores = {"precision": precision, "recall": recall, "f1": f1}
+        if "accuracy" in self.metrics:
+            correct = sum(int(count) for count in self.correct)
+            scores["accuracy"] = correct / (samples * self.entries)
+        return {name: float(scores[name]) for name in self.metrics}

@@ -1,5 +1,5 @@
-"""Row-wise data movement and reductions: the mini-batch gather, column sums, argmax and
-the accuracy counts."""
+"""Row-wise data movement and reductions: the mini-batch gather, column sums, argmax,
+the accuracy counts and the confusion matrix."""
 
 from __future__ import annotations
 
@@ -81,3 +81,26 @@ def count_threshold_matches(scores: np.ndarray, targets: np.ndarray, threshold: 
             if predicted == targets[i, j]:
                 count += 1
     return count
+
+
+@kernel
+def confusion_argmax(scores: np.ndarray, labels: np.ndarray, matrix: np.ndarray) -> None:
+    """``matrix[labels[i], argmax(scores[i])] += 1``; scores (B, K), matrix (K, K)."""
+    classes = matrix.shape[0]
+    for i in range(scores.shape[0]):
+        label = labels[i]
+        if label < 0 or label >= classes:  # an index past the matrix would corrupt memory
+            raise IndexError("label out of range")
+        matrix[label, _argmax_row(scores, i)] += 1
+
+
+@kernel
+def confusion_threshold(
+    scores: np.ndarray, targets: np.ndarray, threshold: float, matrix: np.ndarray
+) -> None:
+    """``matrix[target > 0.5, score > threshold] += 1`` over every entry; (B, K), matrix (2, 2)."""
+    for i in range(scores.shape[0]):
+        for j in range(scores.shape[1]):
+            predicted = 1 if scores[i, j] > threshold else 0
+            true = 1 if targets[i, j] > 0.5 else 0
+            matrix[true, predicted] += 1

@@ -28,7 +28,10 @@ def test_train_prints_progress_and_test_accuracy(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert out.startswith("recipe keras: 784-512-10")
     assert re.search(
-        r"^Epoch 1/1 - .* samples/s - loss: \d\.\d{4} - accuracy: 0\.9\d{3}$", out, re.M
+        r"^Epoch 1/1 - .* samples/s - loss: \d\.\d{4} - accuracy: 0\.9\d{3} - "
+        r"learning_rate: 0\.001$",
+        out,
+        re.M,
     )
     found = re.search(
         r"test accuracy: (0\.\d{4}) - test loss: .* - backend: (\w+) \(float32\)", out

@@ -27,7 +27,9 @@ def test_interface_covers_what_the_network_needs() -> None:
         "softmax_backward", "bias_activation", "activation", "activation_backward",
         "sparse_softmax_cross_entropy", "softmax_cross_entropy", "sigmoid_binary_cross_entropy",
         "mean_squared_error", "argmax_rows", "count_argmax_matches", "count_threshold_matches",
-        "sgd_update", "momentum_update", "rmsprop_update", "adam_update",
+        "sgd_update", "momentum_update", "rmsprop_update", "adam_update", "weight_penalty",
+        "dropout_mask", "multiply", "batch_norm_forward", "batch_norm_inference",
+        "batch_norm_backward", "moving_average_update", "update_confusion",
     }  # fmt: skip
     assert needed <= set(INTERFACE)
 

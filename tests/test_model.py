@@ -39,7 +39,7 @@ def test_fit_evaluate_predict(backend_name: str, capsys: pytest.CaptureFixture[s
     x, y = _blobs()
     model = _classifier()
     history = model.fit(x, y, epochs=8, batch_size=32, validation_split=0.2, verbose=1, seed=0)
-    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
     assert all(len(values) == 8 for values in history.history.values())
     assert history.epoch == list(range(8))
     assert history.history["loss"][-1] < history.history["loss"][0]
@@ -48,7 +48,7 @@ def test_fit_evaluate_predict(backend_name: str, capsys: pytest.CaptureFixture[s
     assert len(lines) == 8
     assert re.match(
         r"Epoch 8/8 - \d+\.\d\ds - [\d,]+ samples/s - loss: \d\.\d{4} - accuracy: \d\.\d{4} - "
-        r"val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4}$",
+        r"val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4} - learning_rate: 0\.05$",
         lines[-1],
     ), lines[-1]
 
@@ -66,7 +66,7 @@ def test_validation_data_and_no_metrics(backend_name: str) -> None:
     x, y = _blobs()
     model = _classifier(metrics=None)
     history = model.fit(x, y, epochs=2, verbose=0, validation_data=(x[:50], y[:50]))
-    assert set(history.history) == {"loss", "val_loss"}
+    assert set(history.history) == {"loss", "val_loss", "learning_rate"}
     assert isinstance(model.evaluate(x, y), float)
 
 
@@ -190,10 +190,10 @@ def test_callbacks_fire_and_can_stop_training() -> None:
         "train_begin",
         "batch",
         "batch",
-        "epoch_end 0 ['accuracy', 'loss']",
+        "epoch_end 0 ['accuracy', 'learning_rate', 'loss']",
         "batch",
         "batch",
-        "epoch_end 1 ['accuracy', 'loss']",
+        "epoch_end 1 ['accuracy', 'learning_rate', 'loss']",
         "train_end",
     ]
     assert len(history.history["loss"]) == 2

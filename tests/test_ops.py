@@ -239,6 +239,7 @@ def _cases(rng: np.random.Generator, shape: tuple[int, int], dtype: type) -> dic
     x[0, 0] = 1e4 if x.size > 1 else x[0, 0]
     labels = rng.integers(0, cols, rows)
     onehot = np.eye(cols, dtype=dtype)[labels]
+    variance = rng.random(cols).astype(dtype) + x.var(axis=0).astype(dtype)
     return {
         "matmul": (r(rows, 5), r(5, cols)),
         "matmul_tt": (r(5, rows), r(cols, 5), True, True),
@@ -266,6 +267,18 @@ def _cases(rng: np.random.Generator, shape: tuple[int, int], dtype: type) -> dic
                         1e-3, 0.9, 0.999, 1e-7, 3),
         "momentum_update": (x, r(rows, cols), r(rows, cols), 0.1, 0.9, True),
         "sgd_update": (x, r(rows, cols), 0.1),
+        "weight_penalty": (x, 0.01, 0.001, r(rows, cols)),
+        "weight_penalty_value": (x, 0.0, 0.5),
+        "multiply": (x, r(rows, cols)),
+        "batch_norm_forward": (x, r(cols), r(cols), 1e-3, np.zeros(cols, dtype),
+                               np.zeros(cols, dtype)),
+        "batch_norm_inference": (x, r(cols), variance, r(cols), r(cols), 1e-3),
+        "batch_norm_backward": (r(rows, cols), x, x.mean(axis=0), variance, r(cols), 1e-3,
+                                np.zeros(cols, dtype), np.zeros(cols, dtype)),
+        "moving_average_update": (r(cols), r(cols), 0.99),
+        "update_confusion": (np.zeros((cols, cols), np.int64), x, labels),
+        "update_confusion_threshold": (np.zeros((2, 2), np.int64), x,
+                                       (rng.random((rows, cols)) < 0.5).astype(dtype), 0.0),
     }  # fmt: skip
 
 
@@ -285,18 +298,19 @@ def test_every_op_matches_numpy(name: str, shape: tuple[int, int], dtype: type) 
     backend = fastnn.get_backend(name)
     cases = _cases(np.random.default_rng(sum(shape)), shape, dtype)
     for op, args in cases.items():
-        method = op.removesuffix("_tt")
+        method = op.removesuffix("_tt").removesuffix("_threshold").removesuffix("_value")
         ref_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         dev_args = [backend.asarray(a.copy()) if isinstance(a, np.ndarray) else a for a in args]
         expected = getattr(REF, method)(*ref_args)
         actual = getattr(backend, method)(*dev_args)
         rtol = TOLERANCE[dtype]
-        if expected is None:  # in-place updates: compare every mutated array
-            for ref_arr, dev_arr in zip(ref_args, dev_args, strict=True):
-                if isinstance(ref_arr, np.ndarray):
-                    np.testing.assert_allclose(
-                        backend.to_numpy(dev_arr), ref_arr, rtol=rtol, atol=rtol, err_msg=op
-                    )
+        # every array argument, for the ops that write into one (in-place updates, outputs)
+        for ref_arr, dev_arr in zip(ref_args, dev_args, strict=True):
+            if isinstance(ref_arr, np.ndarray):
+                np.testing.assert_allclose(
+                    backend.to_numpy(dev_arr), ref_arr, rtol=rtol, atol=rtol, err_msg=op
+                )
+        if expected is None:
             continue
         for got, want in zip(
             _host_values(backend, actual), _host_values(REF, expected), strict=True

@@ -201,6 +201,93 @@ class Backend(ABC):
         z = self.bias_add(x, bias, out=out)
         return self.activation(z, activation, out=z)
 
+    # ----------------------------------------------------------- regularization
+    @abstractmethod
+    def weight_penalty(
+        self, param: Array, l1: float, l2: float, grad: Array | None = None
+    ) -> Scalar:
+        """``l1 * sum(|w|) + l2 * sum(w**2)`` over ``param`` (any shape).
+
+        With ``grad`` (shaped like ``param``), also adds the penalty's gradient
+        ``l1 * sign(w) + 2 * l2 * w`` to it in place.
+        """
+
+    def dropout_mask(
+        self,
+        rng: np.random.Generator,
+        shape: tuple[int, ...],
+        rate: float,
+        dtype: DTypeLike,
+    ) -> Array:
+        """Inverted-dropout mask: 0 with probability ``rate``, else ``1 / (1 - rate)``.
+
+        Drawn on the host from ``rng`` (in float32 whatever ``dtype``), so a seed
+        drops the same units on every backend and the backends stay comparable.
+        """
+        keep = rng.random(shape, dtype=np.float32) >= rate
+        return self.asarray(keep.astype(dtype) * np.asarray(1.0 / (1.0 - rate), dtype), dtype)
+
+    @abstractmethod
+    def multiply(self, a: Array, b: Array, out: Array | None = None) -> Array:
+        """Elementwise ``a * b`` of same-shape arrays; may be in place. Dropout's both passes."""
+
+    # ------------------------------------------------------------ normalization
+    @abstractmethod
+    def batch_norm_forward(
+        self,
+        x: Array,
+        gamma: Array,
+        beta: Array,
+        epsilon: float,
+        mean_out: Array,
+        variance_out: Array,
+        out: Array | None = None,
+    ) -> Array:
+        """Batch normalization in training: each column by its batch statistics.
+
+        x (B, N); gamma, beta (N,). Writes the column means and (biased) variances
+        into ``mean_out`` and ``variance_out`` (N,) and returns
+        ``gamma * (x - mean) / sqrt(variance + epsilon) + beta`` (B, N).
+        """
+
+    @abstractmethod
+    def batch_norm_inference(
+        self,
+        x: Array,
+        mean: Array,
+        variance: Array,
+        gamma: Array,
+        beta: Array,
+        epsilon: float,
+        out: Array | None = None,
+    ) -> Array:
+        """``gamma * (x - mean) / sqrt(variance + epsilon) + beta`` with given statistics (N,)."""
+
+    @abstractmethod
+    def batch_norm_backward(
+        self,
+        dy: Array,
+        x: Array,
+        mean: Array,
+        variance: Array,
+        gamma: Array,
+        epsilon: float,
+        dgamma_out: Array,
+        dbeta_out: Array,
+        out: Array | None = None,
+    ) -> Array:
+        """Gradients of :meth:`batch_norm_forward` from its input x and batch statistics.
+
+        dy, x (B, N) -> dx (B, N); writes ``dgamma = sum(dy * xhat)`` and
+        ``dbeta = sum(dy)`` (N,). With ``xhat = (x - mean) / sqrt(variance + epsilon)``:
+        ``dx = gamma / sqrt(variance + epsilon) * (dy - mean(dy) - xhat * mean(dy * xhat))``.
+        May be in place on dy.
+        """
+
+    @abstractmethod
+    def moving_average_update(self, average: Array, value: Array, momentum: float) -> None:
+        """In place: ``average = momentum * average + (1 - momentum) * value``."""
+
     # ------------------------------------------------------------------ losses
     @abstractmethod
     def sparse_softmax_cross_entropy(
@@ -249,6 +336,18 @@ class Backend(ABC):
     @abstractmethod
     def count_threshold_matches(self, scores: Array, targets: Array, threshold: float) -> Scalar:
         """How many entries satisfy ``(scores > threshold) == targets``; (B, K) each."""
+
+    @abstractmethod
+    def update_confusion(
+        self, matrix: Array, scores: Array, targets: Array, threshold: float | None = None
+    ) -> None:
+        """Add a batch's (true, predicted) pairs to the integer ``matrix`` in place.
+
+        ``threshold=None``: one class per row, predicted by argmax; scores (B, K),
+        targets (B,) labels, matrix (K, K). Otherwise every entry is a binary
+        prediction ``scores > threshold``; scores, targets (B, K), matrix (2, 2).
+        Rows are true classes, columns predicted ones.
+        """
 
     # -------------------------------------------------------------- optimizers
     @abstractmethod

@@ -155,6 +155,9 @@ class CupyBackend(NumpyBackend):
     def synchronize(self) -> None:
         self.xp.cuda.get_current_stream().synchronize()
 
+    def _scalar(self, value: Array) -> Scalar:
+        return value  # stays on the device: reading it would make the GPU wait
+
     # ------------------------------------------------------------- activations
     def _activation(self, x: Array, code: int, out: Array | None) -> Array:
         x = self._contiguous(x)

@@ -83,7 +83,15 @@ class NumbaBackend(NumpyBackend):
     name: ClassVar[str] = "numba"
 
     def __init__(self) -> None:
-        from fastnn.kernels import elementwise, optimizers, rows, softmax, threads
+        from fastnn.kernels import (
+            elementwise,
+            normalization,
+            optimizers,
+            regularization,
+            rows,
+            softmax,
+            threads,
+        )
         from fastnn.kernels import matmul as matmul_kernels
 
         super().__init__()
@@ -93,6 +101,8 @@ class NumbaBackend(NumpyBackend):
         self._rows = rows
         self._optimizers = optimizers
         self._matmul = matmul_kernels
+        self._normalization = normalization
+        self._regularization = regularization
 
     # ------------------------------------------------------------ mini-batches
     def take_rows(self, x: Array, indices: Array, out: Array | None = None) -> Array:
@@ -251,6 +261,102 @@ class NumbaBackend(NumpyBackend):
         if targets.shape != scores.shape or scores.ndim != 2:
             return super().count_threshold_matches(scores, targets, threshold)
         return int(self._rows.count_threshold_matches(scores, targets, float(threshold)))
+
+    def update_confusion(
+        self, matrix: Array, scores: Array, targets: Array, threshold: float | None = None
+    ) -> None:
+        if scores.ndim != 2:
+            return super().update_confusion(matrix, scores, targets, threshold)
+        if threshold is None:
+            if targets.shape != scores.shape[:1]:
+                raise ValueError(f"targets must have shape ({len(scores)},); got {targets.shape}")
+            self._rows.confusion_argmax(scores, targets, matrix)
+        else:
+            if targets.shape != scores.shape:
+                raise ValueError(f"targets must have shape {scores.shape}; got {targets.shape}")
+            self._rows.confusion_threshold(scores, targets, float(threshold), matrix)
+        return None
+
+    # ----------------------------------------------------------- regularization
+    def weight_penalty(
+        self, param: Array, l1: float, l2: float, grad: Array | None = None
+    ) -> Scalar:
+        flat = _flat(param) if grad is None else _flat(param, grad)
+        if flat is None:
+            return super().weight_penalty(param, l1, l2, grad)
+        cast = param.dtype.type
+        target = flat[-1]  # the gradient, or (unused) the weight itself
+        return float(
+            self._regularization.weight_penalty(
+                flat[0], cast(l1), cast(l2), target, grad is not None
+            )
+        )
+
+    # ------------------------------------------------------------ normalization
+    def _normalization_args(self, x: Array, *columns: Array) -> bool:
+        """Whether the kernels take these: x 2-D, every per-column array 1-D of its width."""
+        return x.ndim == 2 and all(c.shape == x.shape[1:] for c in columns)
+
+    def batch_norm_forward(
+        self,
+        x: Array,
+        gamma: Array,
+        beta: Array,
+        epsilon: float,
+        mean_out: Array,
+        variance_out: Array,
+        out: Array | None = None,
+    ) -> Array:
+        if not self._normalization_args(x, gamma, beta, mean_out, variance_out):
+            return super().batch_norm_forward(x, gamma, beta, epsilon, mean_out, variance_out, out)
+        self._normalization.column_statistics(x, mean_out, variance_out)
+        return self.batch_norm_inference(x, mean_out, variance_out, gamma, beta, epsilon, out)
+
+    def batch_norm_inference(
+        self,
+        x: Array,
+        mean: Array,
+        variance: Array,
+        gamma: Array,
+        beta: Array,
+        epsilon: float,
+        out: Array | None = None,
+    ) -> Array:
+        if not self._normalization_args(x, mean, variance, gamma, beta):
+            return super().batch_norm_inference(x, mean, variance, gamma, beta, epsilon, out)
+        out = _alike(x, out)
+        self._normalization.normalize(x, mean, variance, gamma, beta, x.dtype.type(epsilon), out)
+        return out
+
+    def batch_norm_backward(
+        self,
+        dy: Array,
+        x: Array,
+        mean: Array,
+        variance: Array,
+        gamma: Array,
+        epsilon: float,
+        dgamma_out: Array,
+        dbeta_out: Array,
+        out: Array | None = None,
+    ) -> Array:
+        columns = (mean, variance, gamma, dgamma_out, dbeta_out)
+        if dy.shape != x.shape or not self._normalization_args(x, *columns):
+            return super().batch_norm_backward(
+                dy, x, mean, variance, gamma, epsilon, dgamma_out, dbeta_out, out
+            )
+        out = _alike(dy, out)
+        self._normalization.backward(
+            dy, x, mean, variance, gamma, x.dtype.type(epsilon), dgamma_out, dbeta_out, out
+        )
+        return out
+
+    def moving_average_update(self, average: Array, value: Array, momentum: float) -> None:
+        flat = _flat(average, value)
+        if flat is None:
+            return super().moving_average_update(average, value, momentum)
+        self._normalization.moving_average(*flat, average.dtype.type(momentum))
+        return None
 
     # -------------------------------------------------------------- optimizers
     def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:

@@ -110,6 +110,85 @@ class NumpyBackend(Backend):
         dot = (dy * y).sum(axis=1, keepdims=True)  # (B, 1)
         return xp.multiply(y, dy - dot, out=out)
 
+    # ----------------------------------------------------------- regularization
+    def weight_penalty(
+        self, param: Array, l1: float, l2: float, grad: Array | None = None
+    ) -> Scalar:
+        xp = self.xp
+        penalty = l1 * xp.abs(param).sum() + l2 * (param * param).sum()  # 0-d
+        if grad is not None:
+            if l1:
+                grad += l1 * xp.sign(param)
+            if l2:
+                grad += (2.0 * l2) * param
+        return self._scalar(penalty)
+
+    def _scalar(self, value: Array) -> Scalar:
+        """A 0-d result as the interface returns scalars: a Python number here."""
+        return float(value)
+
+    def multiply(self, a: Array, b: Array, out: Array | None = None) -> Array:
+        return self.xp.multiply(a, b, out=out)
+
+    # ------------------------------------------------------------ normalization
+    def batch_norm_forward(
+        self,
+        x: Array,
+        gamma: Array,
+        beta: Array,
+        epsilon: float,
+        mean_out: Array,
+        variance_out: Array,
+        out: Array | None = None,
+    ) -> Array:
+        xp = self.xp
+        xp.mean(x, axis=0, out=mean_out)  # (N,)
+        xp.mean(xp.square(x - mean_out), axis=0, out=variance_out)  # (N,), biased as in Keras
+        return self.batch_norm_inference(x, mean_out, variance_out, gamma, beta, epsilon, out)
+
+    def batch_norm_inference(
+        self,
+        x: Array,
+        mean: Array,
+        variance: Array,
+        gamma: Array,
+        beta: Array,
+        epsilon: float,
+        out: Array | None = None,
+    ) -> Array:
+        xp = self.xp
+        out = xp.subtract(x, mean, out=out)
+        out *= gamma / xp.sqrt(variance + epsilon)
+        out += beta
+        return out
+
+    def batch_norm_backward(
+        self,
+        dy: Array,
+        x: Array,
+        mean: Array,
+        variance: Array,
+        gamma: Array,
+        epsilon: float,
+        dgamma_out: Array,
+        dbeta_out: Array,
+        out: Array | None = None,
+    ) -> Array:
+        xp = self.xp
+        inv_std = 1.0 / xp.sqrt(variance + epsilon)  # (N,)
+        xhat = (x - mean) * inv_std  # (B, N)
+        xp.sum(dy, axis=0, out=dbeta_out)
+        xp.sum(dy * xhat, axis=0, out=dgamma_out)
+        batch = x.shape[0]
+        correction = dbeta_out / batch + xhat * (dgamma_out / batch)  # (B, N)
+        out = xp.subtract(dy, correction, out=out)
+        out *= gamma * inv_std
+        return out
+
+    def moving_average_update(self, average: Array, value: Array, momentum: float) -> None:
+        average *= momentum
+        average += (1.0 - momentum) * value
+
     # ------------------------------------------------------------------ losses
     def _log_softmax_parts(self, logits: Array) -> tuple[Array, Array, Array]:
         """Return ``shifted = logits - rowmax``, ``exp(shifted)`` and ``log(sum(exp))``."""
@@ -177,6 +256,21 @@ class NumpyBackend(Backend):
 
     def count_threshold_matches(self, scores: Array, targets: Array, threshold: float) -> Scalar:
         return int(((scores > threshold) == targets).sum())
+
+    def update_confusion(
+        self, matrix: Array, scores: Array, targets: Array, threshold: float | None = None
+    ) -> None:
+        xp = self.xp
+        classes = matrix.shape[0]
+        if threshold is None:
+            predicted = self.argmax_rows(scores)  # (B,)
+            true = targets
+        else:
+            predicted = (scores > threshold).ravel()  # (B * K,)
+            true = targets.ravel() > 0.5  # targets are 0/1
+        pairs = true.astype(xp.int64) * classes + predicted.astype(xp.int64)
+        counts = xp.bincount(pairs, minlength=classes * classes)
+        matrix += counts.reshape(classes, classes).astype(matrix.dtype)
 
     # -------------------------------------------------------------- optimizers
     def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:
