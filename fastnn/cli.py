@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastnn import recipes
@@ -45,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="seed for weight init and shuffling")
     train.add_argument(
         "--dtype", choices=FLOAT_DTYPES, help="float type (default: $FASTNN_DTYPE, else float32)"
+    )
+    train.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="write training curves, confusion matrix and sample digits there as PNG files "
+        "(needs the [plot] extra)",
     )
 
     commands.add_parser("backends", help="list the backends and why any cannot run here")
@@ -115,6 +122,8 @@ def _names(allowed: Any) -> Any:
 
 def _train(args: argparse.Namespace) -> int:
     recipe = recipes.get(args.recipe)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # fail before training
+        raise ValueError('--plot needs matplotlib: pip install "fastnn[plot]"')
     print(f"recipe {recipe.name}: {recipe.description}")
     result = recipes.run(
         args.recipe,
@@ -130,7 +139,23 @@ def _train(args: argparse.Namespace) -> int:
         f"training time: {result.train_seconds:.2f}s ({per_epoch:.3f}s/epoch) - "
         f"backend: {result.backend} ({result.dtype})"
     )
+    if args.plot:
+        for path in _train_plots(result, Path(args.plot)):
+            print(f"wrote {path}")
     return 0
+
+
+def _train_plots(result: recipes.RecipeResult, out: Path) -> list[Path]:
+    """The PNG files of ``fastnn train --plot``: curves, confusion matrix, sample digits."""
+    from fastnn import metrics, plots
+
+    # all ten digits, even one that the test set or the model never names
+    matrix = metrics.confusion_matrix(result.y_test, result.predicted, num_classes=10)
+    return [
+        plots.plot_history(result.history, out / "training_curves.png"),
+        plots.plot_confusion_matrix(matrix, out / "confusion_matrix.png"),
+        plots.plot_digits(result.x_test, result.y_test, result.predicted, out / "digits.png"),
+    ]
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """The suite's result as PNG charts (needs the ``[plot]`` extra: matplotlib).
 
-``write_plots`` draws on ``matplotlib.figure.Figure`` with the Agg canvas directly, so
-it neither needs a display nor touches pyplot's global state (backend, open figures).
+``write_plots`` draws each chart on a figure of ``fastnn.plots.agg_figure``: no display,
+no pyplot state.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fastnn.plots import agg_figure
 
 if TYPE_CHECKING:  # matplotlib is optional and untyped to mypy: these are ``Any`` there
     from matplotlib.artist import Artist
@@ -39,29 +41,21 @@ def write_plots(result: Mapping[str, Any], directory: str | Path) -> list[Path]:
 
     A chart whose section is empty or absent is not written.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError('fastnn charts need matplotlib: pip install "fastnn[plot]"') from error
-
     charts: dict[str, tuple[Sequence[Row], Callable[[Figure, Sequence[Row]], str]]] = {
         "op_speedup.png": (_not_numpy(result.get("ops", [])), _op_speedup),
         "scaling.png": (result.get("scaling", []), _scaling),
         "training.png": (_keras_rows(result.get("training", [])), _training),
     }
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (rows, draw) in charts.items():
         if not rows:
             continue
-        figure = Figure(figsize=SIZE_IN, dpi=DPI, layout="constrained")
-        FigureCanvasAgg(figure)  # attaches itself: savefig renders with Agg, no pyplot
-        what = draw(figure, rows)
-        figure.suptitle(f"{what}\n{_machine(result)}", fontsize=12)
-        figure.savefig(out / name, dpi=DPI)
+        with agg_figure(out / name, SIZE_IN, DPI) as figure:
+            what = draw(figure, rows)
+            figure.suptitle(f"{what}\n{_machine(result)}", fontsize=12)
         written.append(out / name)
+    out.mkdir(parents=True, exist_ok=True)  # also when no chart had anything to draw
     return written
 
 
