@@ -7,21 +7,24 @@
   descent (learning rate 0.1) on the full training set, 500 iterations, the
   first 1000 shuffled rows held out as the dev set.
 * ``deep``: 256-128-10 ReLU, Adam, batch 32, 10 epochs, 10% validation split.
+* ``deep-regularized``: ``deep`` with L2(0.001) on every kernel, Dropout(0.2) after
+  each hidden layer, and ReduceLROnPlateau on val_loss (factor 0.5, patience 3).
+* ``deep-bn``: ``deep`` with BatchNormalization between each hidden Dense and its ReLU.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from fastnn import datasets, initializers, layers, optimizers
+from fastnn import datasets, initializers, layers, optimizers, regularizers
 from fastnn.backends import use_backend
-from fastnn.callbacks import Callback, EpochTimer, ProgressLogger
+from fastnn.callbacks import Callback, EpochTimer, ProgressLogger, ReduceLROnPlateau
 from fastnn.config import resolve_dtype
 from fastnn.datasets import mnist
 from fastnn.models import Sequential
@@ -43,6 +46,8 @@ class Recipe:
     dev_rows: int = 0
     #: print every N epochs instead of every epoch
     log_every: int = 1
+    #: callbacks of the recipe itself (built fresh for every run)
+    callbacks: Callable[[], list[Callback]] = list
 
 
 def _keras(seed: int | None, dtype: np.dtype) -> Sequential:
@@ -78,19 +83,36 @@ def _scratch(seed: int | None, dtype: np.dtype) -> Sequential:
     return model
 
 
-def _deep(seed: int | None, dtype: np.dtype) -> Sequential:
+def _deep_model(
+    name: str, hidden: Sequence[layers.Layer], seed: int | None, dtype: np.dtype
+) -> Sequential:
+    """784 inputs, the ``hidden`` layers, a 10-way softmax; Adam. The ``deep`` family."""
     model = Sequential(
-        [
-            layers.Dense(256, activation="relu", input_dim=784),
-            layers.Dense(128, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ],
-        name="deep_mnist",
-        seed=seed,
-        dtype=dtype,
+        [*hidden, layers.Dense(10, activation="softmax")], name=name, seed=seed, dtype=dtype
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def _deep(seed: int | None, dtype: np.dtype) -> Sequential:
+    hidden = [layers.Dense(256, "relu", input_dim=784), layers.Dense(128, "relu")]
+    return _deep_model("deep_mnist", hidden, seed, dtype)
+
+
+def _deep_regularized(seed: int | None, dtype: np.dtype) -> Sequential:
+    def dense(units: int, **kwargs: Any) -> layers.Dense:
+        return layers.Dense(units, "relu", kernel_regularizer=regularizers.L2(0.001), **kwargs)
+
+    hidden = [dense(256, input_dim=784), layers.Dropout(0.2), dense(128), layers.Dropout(0.2)]
+    return _deep_model("deep_regularized_mnist", hidden, seed, dtype)
+
+
+def _deep_bn(seed: int | None, dtype: np.dtype) -> Sequential:
+    hidden: list[layers.Layer] = []
+    for units in (256, 128):
+        dense = layers.Dense(units, input_dim=784) if not hidden else layers.Dense(units)
+        hidden += [dense, layers.BatchNormalization(), layers.Activation("relu")]
+    return _deep_model("deep_bn_mnist", hidden, seed, dtype)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -111,6 +133,25 @@ RECIPES: dict[str, Recipe] = {
             "deep",
             "784-256-128-10 ReLU/softmax, Adam, batch 32, 10% validation",
             _deep,
+            10,
+            32,
+            fit_options={"validation_split": 0.1},
+        ),
+        Recipe(
+            "deep-regularized",
+            "deep + L2(0.001) kernels, Dropout(0.2), ReduceLROnPlateau(val_loss, 0.5, 3)",
+            _deep_regularized,
+            10,
+            32,
+            fit_options={"validation_split": 0.1},
+            callbacks=lambda: [
+                ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-7)
+            ],
+        ),
+        Recipe(
+            "deep-bn",
+            "deep with BatchNormalization between each hidden Dense and its ReLU",
+            _deep_bn,
             10,
             32,
             fit_options={"validation_split": 0.1},
@@ -180,7 +221,7 @@ def run(
             x_train, y_train = x_train[dev:], y_train[dev:]
         model = recipe.build(seed, resolved)
         timer = EpochTimer()
-        hooks: list[Callback] = [timer]
+        hooks: list[Callback] = [timer, *recipe.callbacks()]
         if verbose:
             hooks.append(ProgressLogger(print_fn, every=recipe.log_every))
         started = time.perf_counter()

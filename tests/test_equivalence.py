@@ -27,7 +27,8 @@ def _one_step(
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(
-    ("recipe_name", "rows"), [("keras", 128), ("scratch", 59_000), ("deep", 32)]
+    ("recipe_name", "rows"),
+    [("keras", 128), ("scratch", 59_000), ("deep", 32), ("deep-regularized", 32), ("deep-bn", 32)],
 )
 @pytest.mark.parametrize("name", backend_params(OTHER_BACKENDS))
 def test_one_recipe_step_matches_numpy(

@@ -33,10 +33,24 @@ def test_scratch_recipe(name: str) -> None:
 @pytest.mark.parametrize("name", backend_params())
 def test_deep_recipe_first_epoch(name: str) -> None:
     result = recipes.run("deep", backend=name, seed=0, epochs=1, verbose=0)
-    assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(result.history) == {
+        "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"
+    }  # fmt: skip
     assert result.test_accuracy >= 0.95, result
 
 
+@pytest.mark.parametrize("recipe", ["deep-regularized", "deep-bn"])
+@pytest.mark.parametrize("name", backend_params())
+def test_regularized_and_normalized_recipes_first_epoch(name: str, recipe: str) -> None:
+    result = recipes.run(recipe, backend=name, seed=0, epochs=1, verbose=0)
+    assert set(result.history) == {
+        "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"
+    }  # fmt: skip
+    assert result.history["learning_rate"] == [0.001]  # Adam's default, not yet reduced
+    assert result.test_accuracy >= 0.94, result
+
+
 def test_unknown_recipe() -> None:
-    with pytest.raises(ValueError, match="unknown recipe 'resnet'; valid: keras, scratch, deep"):
+    valid = "keras, scratch, deep, deep-regularized, deep-bn"
+    with pytest.raises(ValueError, match=f"unknown recipe 'resnet'; valid: {valid}"):
         recipes.run("resnet")
