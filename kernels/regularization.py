@@ -12,16 +12,20 @@ def weight_penalty(
     param: np.ndarray, l1: float, l2: float, grad: np.ndarray, add_grad: bool
 ) -> float:
     """``l1 * sum(|w|) + l2 * sum(w**2)`` over the flat weight, summed in float64; with
-    ``add_grad``, also ``grad += l1 * sign(w) + 2 * l2 * w`` (grad flat, like param)."""
+    ``add_grad``, also ``grad += l1 * sign(w) + 2 * l2 * w`` (grad flat, like param), a
+    term below the dtype's smallest normal number counting as 0."""
     abs_sum = 0.0
     square_sum = 0.0
-    two_l2 = 2 * l2
+    l1_64, two_l2 = np.float64(l1), 2 * np.float64(l2)
+    tiny = np.finfo(param.dtype).tiny
     for i in range(param.shape[0]):
-        w = param[i]
+        # in float64: an L2 penalty decays unused weights to ~1e-30, whose float32 squares
+        # and products would be subnormal, each costing a microcode assist
+        w = np.float64(param[i])
         abs_sum += abs(w)
         square_sum += w * w
         if add_grad:
-            # sign(w): 0 at 0 and NaN for NaN, as np.sign
-            sign = 1 if w > 0 else (-1 if w < 0 else w)
-            grad[i] += l1 * sign + two_l2 * w
+            sign = 1.0 if w > 0 else (-1.0 if w < 0 else w)  # np.sign: 0 at 0, NaN for NaN
+            term = l1_64 * sign + two_l2 * w
+            grad[i] += term if not -tiny < term < tiny else 0.0
     return l1 * abs_sum + l2 * square_sum
