@@ -34,6 +34,10 @@ OP_SIZES: dict[str, tuple[tuple[int, ...], ...]] = {
     "sgd_update": ((784, 512), (784, 128), (784, 2048)),
     "rmsprop_update": ((784, 512), (784, 128), (784, 2048)),
     "adam_update": ((784, 512), (784, 128), (784, 2048)),
+    # the `deep-regularized` and `deep-bn` recipes' first hidden layer (batch 32, 256 units)
+    "dropout": ((32, 256), (128, 512), (1024, 512)),
+    "weight_penalty": ((784, 256), (784, 512), (784, 2048)),
+    "batch_norm": ((32, 256), (128, 512), (1024, 512)),
 }
 
 
@@ -82,7 +86,14 @@ def op_workload(
         if op == "softmax":
             return lambda: backend.softmax(logits, out=out)
         return lambda: backend.sparse_softmax_cross_entropy(logits, labels, out)
+    if op == "dropout":  # a fresh mask per call, as in training; the same masks on every backend
+        x, out, masks = array(*size), array(*size), np.random.default_rng(1)
+        return lambda: backend.multiply(x, backend.dropout_mask(masks, size, 0.2, dt), out=out)
+    if op == "batch_norm":  # one training step's forward and backward
+        return _batch_norm_step(backend, array, size)
     w, g = array(*size), array(*size, scale=1e-3)
+    if op == "weight_penalty":  # L2, with its gradient added to g
+        return lambda: (backend.weight_penalty(w, 0.0, 1e-3, g), g)
     v, m = array(*size) ** 2, array(*size)
     updates: dict[str, Callable[[], None]] = {
         "sgd_update": lambda: backend.sgd_update(w, g, 1e-2),
@@ -98,6 +109,21 @@ def op_workload(
         return w
 
     return updated
+
+
+def _batch_norm_step(
+    backend: Any, array: Callable[..., Any], size: tuple[int, ...]
+) -> Callable[[], Any]:
+    """BatchNormalization's forward and backward over x (B, N), as one callable."""
+    x, dy, y, dx = (array(*size) for _ in range(4))
+    gamma, beta, mean, variance, dgamma, dbeta = (array(size[1]) for _ in range(6))
+
+    def step() -> Any:
+        backend.batch_norm_forward(x, gamma, beta, 1e-3, mean, variance, out=y)
+        backend.batch_norm_backward(dy, x, mean, variance, gamma, 1e-3, dgamma, dbeta, out=dx)
+        return y, dx, dgamma, dbeta
+
+    return step
 
 
 def on_host(backend_name: str, produced: Any) -> list[np.ndarray]:
