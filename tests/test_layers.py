@@ -33,6 +33,37 @@ def _built(layer: layers.Layer, input_shape: tuple[int, ...]) -> layers.Layer:
     return layer
 
 
+def assert_layer_gradients(
+    layer: layers.Layer, x: np.ndarray, weights: np.ndarray, training: bool = False
+) -> None:
+    """The layer's backward (input and parameter gradients) against central differences of
+    ``L = sum(forward(x) * weights)``, so that ``dL/dy = weights``."""
+    backend = fastnn.get_backend()
+
+    def loss() -> float:
+        y = layer.forward(backend.asarray(x), training=training)
+        return float((backend.to_numpy(y) * weights).sum())
+
+    # Parameters are perturbed through host copies that are pushed back each time.
+    host = {key: backend.to_numpy(value).copy() for key, value in layer.params.items()}
+
+    def loss_with(key: str) -> Callable[[], float]:
+        def f() -> float:
+            layer.params[key] = backend.asarray(host[key])
+            return loss()
+
+        return f
+
+    layer.forward(backend.asarray(x), training=True)
+    dx = backend.to_numpy(layer.backward(backend.asarray(weights.copy())))
+    analytic = {key: backend.to_numpy(g).copy() for key, g in layer.grads.items()}
+    for key in host:
+        numeric = _numeric_gradient(loss_with(key), host[key])
+        layer.params[key] = backend.asarray(host[key])
+        np.testing.assert_allclose(analytic[key], numeric, rtol=1e-6, atol=1e-8, err_msg=key)
+    np.testing.assert_allclose(dx, _numeric_gradient(loss, x), rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid", "tanh", "softmax"])
 def test_dense_backward(backend_name: str, activation: str) -> None:
     backend = fastnn.get_backend()
@@ -40,30 +71,7 @@ def test_dense_backward(backend_name: str, activation: str) -> None:
     dense = _built(layers.Dense(4, activation=activation), (3,))
     dense.params["bias"] = backend.asarray(rng.standard_normal(4))
     x = rng.standard_normal((5, 3))
-    weights = rng.standard_normal((5, 4))  # L = sum(y * weights), so dL/dy = weights
-
-    def loss() -> float:
-        y = dense.forward(backend.asarray(x))
-        return float((backend.to_numpy(y) * weights).sum())
-
-    # Parameters are perturbed through host copies that are pushed back each time.
-    host = {key: backend.to_numpy(value).copy() for key, value in dense.params.items()}
-
-    def loss_with(key: str) -> Callable[[], float]:
-        def f() -> float:
-            dense.params[key] = backend.asarray(host[key])
-            return loss()
-
-        return f
-
-    dense.forward(backend.asarray(x), training=True)
-    dx = backend.to_numpy(dense.backward(backend.asarray(weights.copy())))
-    analytic = {key: backend.to_numpy(g).copy() for key, g in dense.grads.items()}
-    for key in ("kernel", "bias"):
-        numeric = _numeric_gradient(loss_with(key), host[key])
-        dense.params[key] = backend.asarray(host[key])
-        np.testing.assert_allclose(analytic[key], numeric, rtol=1e-6, atol=1e-8, err_msg=key)
-    np.testing.assert_allclose(dx, _numeric_gradient(loss, x), rtol=1e-6, atol=1e-8)
+    assert_layer_gradients(dense, x, rng.standard_normal((5, 4)))
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "softmax"])

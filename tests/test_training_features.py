@@ -12,7 +12,7 @@ import pytest
 import fastnn
 from fastnn import layers, regularizers
 
-from .test_layers import _built, _numeric_gradient
+from .test_layers import _built, _numeric_gradient, assert_layer_gradients
 
 
 def _blobs(rows: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -177,29 +177,7 @@ def test_batch_norm_backward(backend_name: str) -> None:
         "beta": backend.asarray(rng.standard_normal(4)),
     }
     x = rng.standard_normal((6, 4)) * 3 + 1
-    weights = rng.standard_normal((6, 4))
-
-    def loss() -> float:
-        y = layer.forward(backend.asarray(x), training=True)
-        return float((backend.to_numpy(y) * weights).sum())
-
-    host = {key: backend.to_numpy(value).copy() for key, value in layer.params.items()}
-
-    def loss_with(key: str) -> Callable[[], float]:
-        def f() -> float:
-            layer.params[key] = backend.asarray(host[key])
-            return loss()
-
-        return f
-
-    layer.forward(backend.asarray(x), training=True)
-    dx = backend.to_numpy(layer.backward(backend.asarray(weights.copy())))
-    analytic = {key: backend.to_numpy(g).copy() for key, g in layer.grads.items()}
-    for key in ("gamma", "beta"):
-        numeric = _numeric_gradient(loss_with(key), host[key])
-        layer.params[key] = backend.asarray(host[key])
-        np.testing.assert_allclose(analytic[key], numeric, rtol=1e-6, atol=1e-8, err_msg=key)
-    np.testing.assert_allclose(dx, _numeric_gradient(loss, x), rtol=1e-6, atol=1e-7)
+    assert_layer_gradients(layer, x, rng.standard_normal((6, 4)), training=True)
 
 
 def test_batch_norm_model_gradient(backend_name: str) -> None:
