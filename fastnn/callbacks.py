@@ -471,10 +471,10 @@ class ModelCheckpoint(_MonitorCallback):
         if not self.save_weights_only:
             model.save(path)
             return
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        from fastnn.saving import write_npz_atomically  # saving imports models: import late
+
         weights = {f"weight_{i:03d}": w for i, w in enumerate(model.get_weights())}
-        np.savez(target, **weights)  # type: ignore[arg-type]
+        write_npz_atomically(Path(path), weights)
 
 
 # ---------------------------------------------------------------- scheduling

@@ -59,7 +59,13 @@ def save_model(model: Sequential, path: str | os.PathLike[str]) -> None:
             state = model.optimizer.get_state(model.backend)
             arrays.update({f"optimizer_{i:03d}": a for i, a in enumerate(state)})
     arrays[METADATA_KEY] = np.array(json.dumps(metadata))
+    write_npz_atomically(target, arrays)
 
+
+def write_npz_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` of ``arrays`` to ``target`` under a temporary name in the same folder,
+    renamed over ``target`` only once complete: an interrupted write leaves any earlier
+    file intact."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:

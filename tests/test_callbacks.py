@@ -424,6 +424,29 @@ def test_checkpoint_weights_only(tmp_path: Path) -> None:
     np.testing.assert_array_equal(fresh.predict(X), model.predict(X))
 
 
+def test_interrupted_weights_only_checkpoint_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make_model()
+    checkpoint = ModelCheckpoint(tmp_path / "w.weights.npz", save_weights_only=True)
+    fit(model, [checkpoint], 1)
+    original = (tmp_path / "w.weights.npz").read_bytes()
+
+    def broken_savez(file: Any, *args: object, **kwargs: object) -> None:
+        # half a file, then Ctrl-C: into whatever np.savez was handed, path or stream
+        if hasattr(file, "write"):
+            file.write(b"PK\x03\x04 half")
+        else:
+            Path(file).write_bytes(b"PK\x03\x04 half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, [checkpoint], 1)
+    assert (tmp_path / "w.weights.npz").read_bytes() == original
+    assert files_in(tmp_path) == ["w.weights.npz"]  # no temp file left
+
+
 def test_checkpoint_missing_monitor(tmp_path: Path) -> None:
     best_only = ModelCheckpoint(tmp_path / "a-{epoch}.npz", save_best_only=True)
     with pytest.warns(UserWarning, match=r"ModelCheckpoint is conditioned on 'val_loss'"):
