@@ -164,33 +164,35 @@ def keras_model(seed: int = 0, dtype: Any = "float32") -> Sequential:
     return RECIPES["keras"].build(seed, np.dtype(dtype))
 
 
-class KerasEpochs:
-    """The `keras` recipe (batch 128) on one backend: each call trains one more epoch.
+class _TimedEpochs:
+    """A compiled model on one backend: each call trains one more epoch over (x, y).
 
     Returns the epoch's own seconds (fit's one-off input checks and the data's
     move to the backend are left out) and records the epoch's mean loss.
     """
 
-    def __init__(self, backend_name: str, x: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
-        self.backend_name = backend_name
-        self.x, self.y, self.seed = x, y, seed
-        self.model = keras_model(seed)
+    def __init__(
+        self, backend_name: str, model: Sequential, x: np.ndarray, y: np.ndarray, **fit: Any
+    ) -> None:
+        self.backend_name, self.model = backend_name, model
+        self.x, self.y, self.fit_options = x, y, fit
         self.losses: list[float] = []
         self._timer = EpochTimer()
 
     def __call__(self) -> float:
         with use_backend(self.backend_name):
             history = self.model.fit(
-                self.x,
-                self.y,
-                epochs=1,
-                batch_size=128,
-                verbose=0,
-                seed=self.seed,
-                callbacks=[self._timer],
+                self.x, self.y, epochs=1, verbose=0, callbacks=[self._timer], **self.fit_options
             )
         self.losses.append(float(history.history["loss"][-1]))
         return self._timer.seconds[-1]
+
+
+class KerasEpochs(_TimedEpochs):
+    """The `keras` recipe (batch 128, shuffled from ``seed``) on one backend."""
+
+    def __init__(self, backend_name: str, x: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
+        super().__init__(backend_name, keras_model(seed), x, y, batch_size=128, seed=seed)
 
     def weights(self) -> tuple[np.ndarray, ...]:
         return tuple(self.model.get_weights())
@@ -252,7 +254,7 @@ def step_flops(batch: int, hidden: int, n_in: int = 784, n_out: int = 10) -> flo
     return 2.0 * batch * (2 * n_in * hidden + 3 * hidden * n_out)
 
 
-class TrainingSteps:
+class TrainingSteps(_TimedEpochs):
     """A 784-hidden-10 ReLU/softmax network (RMSprop) on random data, on one backend.
 
     Each call trains ``steps`` steps of ``batch`` rows as one epoch, records the
@@ -262,34 +264,17 @@ class TrainingSteps:
     def __init__(self, backend_name: str, batch: int, hidden: int, seed: int = 0) -> None:
         from fastnn import layers
 
-        self.backend_name = backend_name
         self.steps = max(2, min(32, 16_384 // batch))  # enough steps to time, bounded memory
         rng = np.random.default_rng(seed)
-        self.x = rng.random((batch * self.steps, 784), dtype=np.float32)  # (steps * B, 784)
-        self.y = rng.integers(0, 10, batch * self.steps)
-        self.batch = batch
+        x = rng.random((batch * self.steps, 784), dtype=np.float32)  # (steps * B, 784)
+        y = rng.integers(0, 10, batch * self.steps)
         with use_backend(backend_name):
-            self.model = Sequential(
+            model = Sequential(
                 [
                     layers.Dense(hidden, activation="relu", input_dim=784),
                     layers.Dense(10, activation="softmax"),
                 ],
                 seed=seed,  # the same weights on every backend
             )
-            self.model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
-        self._timer = EpochTimer()
-        self.losses: list[float] = []
-
-    def __call__(self) -> float:
-        with use_backend(self.backend_name):
-            history = self.model.fit(
-                self.x,
-                self.y,
-                epochs=1,
-                batch_size=self.batch,
-                shuffle=False,
-                verbose=0,
-                callbacks=[self._timer],
-            )
-        self.losses.append(float(history.history["loss"][-1]))
-        return self._timer.seconds[-1]
+            model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+        super().__init__(backend_name, model, x, y, batch_size=batch, shuffle=False)
