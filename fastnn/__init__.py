@@ -40,6 +40,7 @@ from fastnn.callbacks import (
     ReduceLROnPlateau,
 )
 from fastnn.config import set_random_seed
+from fastnn.interrupts import TrainingInterrupted
 from fastnn.models import Sequential, TrainingDivergedError
 from fastnn.saving import load_model
 
@@ -54,6 +55,7 @@ __all__ = [
     "ReduceLROnPlateau",
     "Sequential",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "available_backends",
     "backend_name",
     "callbacks",

@@ -27,6 +27,7 @@ from fastnn import optimizers as optimizers_module
 from fastnn.backends import Array, Backend, Scalar, get_backend
 from fastnn.callbacks import Callback, History, ProgressLogger
 from fastnn.config import check_seed, make_rng, resolve_dtype
+from fastnn.interrupts import DeferredInterrupt, TrainingInterrupted
 from fastnn.layers import Layer, Workspace, _ActivatedLayer, from_config
 from fastnn.validation import as_features, as_labels, as_targets, check_fraction, check_int
 
@@ -358,25 +359,65 @@ class Sequential:
         for hook in hooks:
             hook.on_train_begin()
         try:
-            for epoch in range(epochs):
-                for hook in hooks:
-                    hook.on_epoch_begin(epoch)
-                learning_rate = optimizer.learning_rate  # hooks may change it between epochs
-                logs = self._train_epoch(
-                    backend, optimizer, loss, data, batch_size, shuffle, rng, epoch, hooks
+            with DeferredInterrupt() as interrupt:
+                self._fit_epochs(
+                    backend,
+                    optimizer,
+                    loss,
+                    data,
+                    val_data,
+                    epochs,
+                    batch_size,
+                    shuffle,
+                    rng,
+                    hooks,
+                    interrupt,
                 )
-                if val_data is not None:
-                    val_logs = self._evaluate_data(backend, loss, val_data, batch_size)
-                    logs.update({f"val_{key}": value for key, value in val_logs.items()})
-                logs["learning_rate"] = learning_rate
-                for hook in hooks:
-                    hook.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
         finally:
             for hook in hooks:
                 hook.on_train_end()
         return history
+
+    def _fit_epochs(
+        self,
+        backend: Backend,
+        optimizer: optimizers_module.Optimizer,
+        loss: losses_module.Loss,
+        data: _DeviceData,
+        val_data: _DeviceData | None,
+        epochs: int,
+        batch_size: int,
+        shuffle: bool,
+        rng: np.random.Generator,
+        hooks: list[Callback],
+        interrupt: DeferredInterrupt,
+    ) -> None:
+        """The epoch loop of :meth:`fit`; stops early on ``stop_training`` or Ctrl-C."""
+        for epoch in range(epochs):
+            if interrupt.requested:  # Ctrl-C came during validation or an epoch-end hook
+                raise self._interrupted(f"after epoch {epoch} of {epochs}")
+            for hook in hooks:
+                hook.on_epoch_begin(epoch)
+            learning_rate = optimizer.learning_rate  # hooks may change it between epochs
+            logs = self._train_epoch(
+                backend, optimizer, loss, data, batch_size, shuffle, rng, epoch, hooks, interrupt
+            )
+            if val_data is not None:
+                val_logs = self._evaluate_data(backend, loss, val_data, batch_size)
+                logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            logs["learning_rate"] = learning_rate
+            for hook in hooks:
+                hook.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+
+    def _interrupted(self, where: str) -> TrainingInterrupted:
+        completed = len(self.history.epoch) if self.history is not None else 0
+        return TrainingInterrupted(
+            f"training interrupted (Ctrl-C) {where}; the model holds the weights of its last "
+            f"completed step, and model.history the {completed} completed epoch(s)",
+            self.history,
+        )
 
     def _train_epoch(
         self,
@@ -389,6 +430,7 @@ class Sequential:
         rng: np.random.Generator,
         epoch: int,
         hooks: list[Callback],
+        interrupt: DeferredInterrupt,
     ) -> dict[str, float]:
         assert self._workspace is not None
         params = [p for layer in self.layers for p in layer.params.values()]
@@ -420,6 +462,9 @@ class Sequential:
                 logs = {"loss": float(loss)}
                 for hook in step_hooks:
                     hook.on_train_batch_end(step, logs)
+            if interrupt.requested:  # between steps: every parameter has had this update
+                steps = math.ceil(data.n / batch_size)
+                raise self._interrupted(f"at epoch {epoch + 1}, after step {step + 1} of {steps}")
         values = [(float(loss), rows) for loss, rows in losses]  # one wait per epoch
         if not backend.synchronous:
             _check_finite(values, epoch, first_step=0, after_epoch=True)
@@ -635,6 +680,18 @@ class Sequential:
         from fastnn.saving import save_model
 
         save_model(self, path)
+
+    def save_weights(self, path: str) -> None:
+        """Save only the weights, to a ``.weights.npz`` file (atomically)."""
+        from fastnn.saving import save_weights
+
+        save_weights(self, path)
+
+    def load_weights(self, path: str) -> None:
+        """Set the weights from a ``.weights.npz`` or model ``.npz`` of the same architecture."""
+        from fastnn.saving import load_weights
+
+        load_weights(self, path)
 
 
 class _DeviceData:
