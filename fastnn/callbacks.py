@@ -15,7 +15,6 @@ import string
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -370,7 +369,7 @@ class ModelCheckpoint(_MonitorCallback):
     Keras's ``.weights.h5``) and the file is an ``np.savez`` archive of
     ``model.get_weights()`` under the keys ``weight_000``, ``weight_001``, ...
     (the layout of the weights inside a model file); restore it with
-    ``model.set_weights([f[k] for k in sorted(f.files)])``.
+    ``model.load_weights(path)``.
 
     ``save_best_only=True`` saves only when ``monitor`` improves on the best
     seen so far (which starts at ``initial_value_threshold``, and carries over
@@ -468,13 +467,10 @@ class ModelCheckpoint(_MonitorCallback):
             self.best = current  # only once saved, so a failed save is retried
 
     def _save(self, model: Sequential, path: str) -> None:
-        if not self.save_weights_only:
+        if self.save_weights_only:
+            model.save_weights(path)
+        else:
             model.save(path)
-            return
-        from fastnn.saving import write_npz_atomically  # saving imports models: import late
-
-        weights = {f"weight_{i:03d}": w for i, w in enumerate(model.get_weights())}
-        write_npz_atomically(Path(path), weights)
 
 
 # ---------------------------------------------------------------- scheduling
