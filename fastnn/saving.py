@@ -198,7 +198,8 @@ def _rebuild(
         state = _weights(path, files, "optimizer_")
         iterations = check_int("iterations", compiled.get("iterations", 0), 0)
         if state:
-            assert model.optimizer is not None and model.backend is not None
+            if model.optimizer is None or model.backend is None:
+                raise ValueError("it holds optimizer state but no input_shape to build the model")
             params = [p for layer in model.layers for p in layer.params.values()]
             model.optimizer.set_state(model.backend, iterations, state, params)
         elif model.optimizer is not None:

@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -258,6 +259,27 @@ def test_idx_refuses_corruption(tmp_path: Path, case: str) -> None:
     with pytest.raises(ValueError, match=re.escape(phrase)) as info:
         read_idx(path)
     assert str(path) in str(info.value)
+
+
+def test_gzip_bomb_is_not_decompressed_past_the_declared_size(tmp_path: Path) -> None:
+    """A ~64 KB gzip that would expand to 64 MiB, and a header that declares ~2^64 bytes:
+    both refused while holding only a few MiB."""
+    labels = bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(10)
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(gzip.compress(labels + bytes(64 << 20)))
+    huge = tmp_path / "huge.gz"
+    huge.write_bytes(gzip.compress(bytes([0, 0, 8, 2]) + b"\xff" * 8 + bytes(1000)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="goes on past the 10 bytes its IDX header declares"):
+            read_idx(bomb)
+        with pytest.raises(ValueError, match="truncated IDX data"):
+            read_idx(huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert bomb.stat().st_size < 1 << 17
+    assert peak < 8 << 20
 
 
 def test_idx_wrong_kind_names_expected_magic(tmp_path: Path) -> None:

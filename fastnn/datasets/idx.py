@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 GZIP_MAGIC = b"\x1f\x8b"
+_TRAILING_LIMIT = 1 << 16  # trailing bytes counted exactly up to this many
+_CHUNK = 1 << 22
 UBYTE = 0x08
 # Named only so an unsupported file gets a helpful message; unsigned bytes are all MNIST needs.
 _TYPE_NAMES = {
@@ -106,8 +108,32 @@ def _read_bytes(file: Path) -> bytearray:
             return bytearray(stream.read())
         try:
             with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
-                return bytearray(unzipped.read())
+                return _read_declared(unzipped, file)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise ValueError(
                 f"{file}: corrupted or truncated gzip data ({type(exc).__name__}: {exc})"
             ) from exc
+
+
+def _read_declared(unzipped: gzip.GzipFile, file: Path) -> bytearray:
+    """Decompress no more than the IDX header declares (plus a little to report trailing
+    bytes): a few kilobytes of crafted gzip could otherwise expand to gigabytes."""
+    data = bytearray(unzipped.read(4))
+    if len(data) == 4:
+        data += unzipped.read(4 * data[3])
+    header = 4 + 4 * data[3] if len(data) >= 4 else 0
+    if not header or len(data) < header:
+        return data  # parse_idx explains what is missing
+    declared = math.prod(int.from_bytes(data[i : i + 4], "big") for i in range(4, header, 4))
+    wanted = header + declared + _TRAILING_LIMIT
+    while len(data) < wanted:  # in chunks: a header may declare far more than there is
+        chunk = unzipped.read(min(_CHUNK, wanted - len(data)))
+        if not chunk:
+            return data
+        data += chunk
+    if unzipped.read(1):
+        raise ValueError(
+            f"{file}: the gzip data goes on past the {declared} bytes its IDX header declares "
+            f"(by more than {_TRAILING_LIMIT} bytes)"
+        )
+    return data
