@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -123,6 +124,7 @@ def mirror_root(real_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         "corrupt": recompress_with_change(labels, 100),
         "html": b"<html><body>Not here</body></html>",
         "short": labels,
+        "stall": labels,
     }.items():
         (root / case).mkdir()
         (root / case / f"{mnist.TRAIN_LABELS}.gz").write_bytes(content)
@@ -134,7 +136,8 @@ def mirror_root(real_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def serve() -> Iterator[Serve]:
     """Start local HTTP servers of a folder; each returns its URL and the paths it was asked for.
 
-    Paths under /short/ are answered with a Content-Length of the whole file but only half of it.
+    Paths under /short/ are answered with a Content-Length of the whole file but only half of it;
+    under /stall/, half of it and then nothing for 3 seconds.
     """
     servers: list[http.server.ThreadingHTTPServer] = []
 
@@ -147,12 +150,15 @@ def serve() -> Iterator[Serve]:
 
             def do_GET(self) -> None:
                 requests.append(self.path)
-                if self.path.startswith("/short/"):
+                if self.path.startswith(("/short/", "/stall/")):
                     data = (root / self.path.lstrip("/")).read_bytes()
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    if self.path.startswith("/stall/"):
+                        time.sleep(3)
                     self.close_connection = True
                     return
                 super().do_GET()
@@ -443,6 +449,20 @@ def test_interrupted_download_leaves_no_file(
     with pytest.raises(KeyboardInterrupt):
         mnist.load_data(target, mirrors=[url + "good/"])
     assert sorted(os.listdir(target)) == before  # ... and gone afterwards
+
+
+def test_stalled_download_times_out_and_leaves_no_file(
+    tmp_path: Path, serve: Serve, mirror_root: Path, real_dir: Path
+) -> None:
+    url, _ = serve(mirror_root)
+    target = tmp_path / "target"
+    before = prepopulate(target, real_dir, skip=mnist.TRAIN_LABELS)
+    started = time.perf_counter()
+    with pytest.raises(DatasetUnavailableError, match="timed out") as info:
+        mnist.load_data(target, mirrors=[url + "stall/"], timeout=0.5)
+    assert time.perf_counter() - started < 2.5  # the timeout, not the server, ended it
+    assert f"missing: {mnist.TRAIN_LABELS}." in str(info.value)
+    assert sorted(os.listdir(target)) == before
 
 
 def test_unreachable_mirror_explains_how_to_supply_files(tmp_path: Path) -> None:
