@@ -5,11 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from typing import Any
 
+import numpy as np
 import pytest
 
 import fastnn
+from fastnn import layers
 from fastnn.backends import BACKEND_NAMES, BackendUnavailableError, available_backends
+from fastnn.callbacks import Callback
 
 RUNNABLE = [info.name for info in available_backends() if info.available]
 UNAVAILABLE = [info for info in available_backends() if not info.available]
@@ -129,6 +133,57 @@ def test_use_backend_is_local_to_its_thread() -> None:
         thread.join(10)
     assert seen["observer"] == _auto_choice()
     assert seen["switcher"] == fastnn.get_backend(other).name
+
+
+def _train_in(backend: str, seen: list[str], barrier: threading.Barrier | None) -> list[Any]:
+    """Train a small model under ``use_backend(backend)``; record the active backend at
+    every step (after meeting ``barrier`` so that the threads really overlap)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 6)).astype(np.float32)
+    y = (x[:, 0] > x[:, 1]).astype(int)
+
+    class Probe(Callback):
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            if batch == 0 and barrier is not None:
+                barrier.wait(30)
+            seen.append(fastnn.backend_name())
+
+    with fastnn.use_backend(backend):
+        model = fastnn.Sequential(
+            [layers.Dense(16, activation="relu"), layers.Dense(2, activation="softmax")], seed=3
+        )
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0, seed=4, callbacks=[Probe()])
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_training_in_threads_on_different_backends(threads: int) -> None:
+    """Threads training at once, each on its own backend, each see only their own and get
+    exactly the weights of the same training run alone."""
+    backends = [RUNNABLE[i % len(RUNNABLE)] for i in range(threads)]
+    alone = {name: _train_in(name, [], None) for name in set(backends)}
+    barrier = threading.Barrier(threads)
+    seen: list[list[str]] = [[] for _ in backends]
+    results: dict[int, Any] = {}
+
+    def work(i: int) -> None:
+        try:
+            results[i] = _train_in(backends[i], seen[i], barrier)
+        except BaseException as error:  # reported to the main thread below
+            results[i] = error
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    for i, name in enumerate(backends):
+        assert not isinstance(results[i], BaseException), results[i]
+        assert seen[i] == [name] * 36  # 3 epochs x 12 steps, all on this thread's backend
+        for got, want in zip(results[i], alone[name], strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert fastnn.backend_name() == _auto_choice()  # the main thread never switched
 
 
 def test_backends_are_singletons() -> None:
