@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fastnn.validation import check_int
+from fastnn.validation import check_finite, check_int, shown
 
 if TYPE_CHECKING:
     from fastnn.models import Sequential
@@ -125,17 +125,9 @@ class ProgressLogger(EpochTimer):
 
 
 # ------------------------------------------------------------ argument checks
-def _real(name: str, value: object) -> float:
-    """``value`` as a finite float, else a ValueError naming the argument."""
-    number = isinstance(value, (int, float, np.integer, np.floating))
-    if not number or isinstance(value, bool) or not math.isfinite(value):  # type: ignore[arg-type]
-        raise ValueError(f"{name} must be a finite number; received {name}={value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
 def _require(ok: bool, name: str, requirement: str, value: object) -> None:
     if not ok:
-        raise ValueError(f"{name} must be {requirement}; received {name}={value!r}")
+        raise ValueError(f"{name} must be {requirement}; received {name}={shown(value)}")
 
 
 def _model(callback: Callback) -> Sequential:
@@ -173,7 +165,7 @@ class _MonitorCallback(Callback):
         self.monitor = monitor
         self.mode = mode
         # Keras takes the size of min_delta only: the direction gives its sign.
-        self.min_delta = abs(_real("min_delta", min_delta))
+        self.min_delta = abs(check_finite("min_delta", min_delta))
         hinted = any(hint in monitor.lower() for hint in HIGHER_IS_BETTER_HINTS)
         self.higher_is_better = mode == "max" or (mode == "auto" and hinted)
         self.best: float | None = None
@@ -229,13 +221,13 @@ class ReduceLROnPlateau(_MonitorCallback):
         min_lr: float = 0.0,
     ) -> None:
         super().__init__(monitor, mode, min_delta)
-        self.factor = _real("factor", factor)
+        self.factor = check_finite("factor", factor)
         _require(self.factor < 1.0, "factor", "< 1.0", factor)
         _require(self.factor > 0.0, "factor", "> 0", factor)  # 0 would stop learning
         self.patience = check_int("patience", patience, 0)
         self.verbose = check_int("verbose", verbose, 0)
         self.cooldown = check_int("cooldown", cooldown, 0)
-        self.min_lr = _real("min_lr", min_lr)
+        self.min_lr = check_finite("min_lr", min_lr)
         _require(self.min_lr >= 0.0, "min_lr", ">= 0", min_lr)
         self.wait = 0
         self.cooldown_counter = 0
@@ -301,7 +293,7 @@ class EarlyStopping(_MonitorCallback):
         super().__init__(monitor, mode, min_delta)
         self.patience = check_int("patience", patience, 0)
         self.verbose = check_int("verbose", verbose, 0)
-        self.baseline = None if baseline is None else _real("baseline", baseline)
+        self.baseline = None if baseline is None else check_finite("baseline", baseline)
         self.restore_best_weights = bool(restore_best_weights)
         self.start_from_epoch = check_int("start_from_epoch", start_from_epoch, 0)
         self.wait = 0
@@ -405,7 +397,7 @@ class ModelCheckpoint(_MonitorCallback):
         self.save_weights_only = bool(save_weights_only)
         self.save_freq = save_freq
         if initial_value_threshold is not None:
-            self.best = _real("initial_value_threshold", initial_value_threshold)
+            self.best = check_finite("initial_value_threshold", initial_value_threshold)
 
     @staticmethod
     def _check_template(path: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,16 @@ def _parser() -> argparse.ArgumentParser:
         choices=[*BACKEND_NAMES, "auto"],
         help="array backend (default: $FASTNN_BACKEND, else auto)",
     )
-    train.add_argument("--epochs", type=int, help="override the recipe's number of epochs")
+    train.add_argument(
+        "--epochs", type=_int_at_least(0), help="override the recipe's number of epochs"
+    )
+    train.add_argument(
+        "--batch-size", type=_int_at_least(1), help="override the recipe's batch size"
+    )
     train.add_argument(
         "--data", metavar="DIR", help="folder with the MNIST IDX files (default: $FASTNN_DATA_DIR)"
     )
-    train.add_argument("--seed", type=int, help="seed for weight init and shuffling")
+    train.add_argument("--seed", type=_int_at_least(0), help="seed for weight init and shuffling")
     train.add_argument(
         "--dtype", choices=FLOAT_DTYPES, help="float type (default: $FASTNN_DTYPE, else float32)"
     )
@@ -97,12 +102,29 @@ def _add_bench(commands: Any) -> None:
     bench.add_argument(
         "--quick", action="store_true", help="small workloads, 2 rounds: a minute or so"
     )
-    bench.add_argument("--rounds", type=int, help="timed rounds per figure (default 5; 2 quick)")
+    bench.add_argument(
+        "--rounds", type=_int_at_least(1), help="timed rounds per figure (default 5; 2 quick)"
+    )
     bench.add_argument("--no-peers", action="store_true", help="skip PyTorch/JAX/Keras/NumPy")
     bench.add_argument("--json", metavar="FILE", help="write every figure and the machine as JSON")
     bench.add_argument(
         "--plot", metavar="DIR", help="write PNG charts there (needs the [plot] extra)"
     )
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an int >= ``minimum``, refused at parse time (exit status 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value: int | None = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}; received {text!r}")
+        return value
+
+    return parse
 
 
 def _names(allowed: Any) -> Any:
@@ -129,6 +151,7 @@ def _train(args: argparse.Namespace) -> int:
         args.recipe,
         backend=args.backend,
         epochs=args.epochs,
+        batch_size=args.batch_size,
         data_dir=args.data,
         seed=args.seed,
         dtype=args.dtype,
@@ -165,8 +188,6 @@ def _bench(args: argparse.Namespace) -> int:
     from fastnn.benchmarks import report, suite
 
     rounds = args.rounds if args.rounds is not None else (2 if args.quick else 5)
-    if rounds < 1:
-        raise ValueError(f"--rounds must be at least 1; received {rounds}")
     if args.backend:
         for name in args.backend:
             get_backend(name)  # an error naming why, before anything runs
@@ -225,8 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, BackendUnavailableError, OSError) as error:
         print(f"fastnn: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("fastnn: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # TrainingInterrupted says where training stopped
+        print(f"fastnn: {interrupt or 'interrupted'}", file=sys.stderr)
         return 130
 
 

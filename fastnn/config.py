@@ -7,6 +7,8 @@ import threading
 
 import numpy as np
 
+from fastnn.validation import shown
+
 DTYPE_ENV_VAR = "FASTNN_DTYPE"
 FLOAT_DTYPES: tuple[str, ...] = ("float32", "float64")
 
@@ -29,7 +31,7 @@ def resolve_dtype(dtype: object = None) -> np.dtype:
         resolved = None
     if resolved is None or resolved.name not in FLOAT_DTYPES:
         raise ValueError(
-            f"{source} must be one of {', '.join(FLOAT_DTYPES)}; received {source}={dtype!r}"
+            f"{source} must be one of {', '.join(FLOAT_DTYPES)}; received {source}={shown(dtype)}"
         )
     return resolved
 
@@ -38,7 +40,7 @@ def check_seed(seed: object) -> int | None:
     """Return ``seed`` if it is None or a non-negative int, else raise a ValueError naming it."""
     if seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
         return seed
-    raise ValueError(f"seed must be a non-negative int or None; received seed={seed!r}")
+    raise ValueError(f"seed must be a non-negative int or None; received seed={shown(seed)}")
 
 
 def set_random_seed(seed: int | None) -> None:

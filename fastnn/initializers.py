@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fastnn.backends import Array, Backend
+from fastnn.validation import check_finite, shown
 
 
 class Initializer:
@@ -50,12 +51,12 @@ class RandomUniform(Initializer):
     """Uniform in ``[minval, maxval)``."""
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05) -> None:
-        if not minval < maxval:
+        self.minval = check_finite("minval", minval)
+        self.maxval = check_finite("maxval", maxval)
+        if not self.minval < self.maxval:
             raise ValueError(
                 f"RandomUniform needs minval < maxval; received minval={minval}, maxval={maxval}"
             )
-        self.minval = float(minval)
-        self.maxval = float(maxval)
 
     def __call__(
         self, backend: Backend, shape: tuple[int, ...], dtype: Any, rng: np.random.Generator
@@ -70,10 +71,10 @@ class RandomNormal(Initializer):
     """Normal of the given mean and standard deviation."""
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05) -> None:
-        if not stddev > 0:
+        self.mean = check_finite("mean", mean)
+        self.stddev = check_finite("stddev", stddev)
+        if not self.stddev > 0:
             raise ValueError(f"RandomNormal needs stddev > 0; received stddev={stddev}")
-        self.mean = float(mean)
-        self.stddev = float(stddev)
 
     def __call__(
         self, backend: Backend, shape: tuple[int, ...], dtype: Any, rng: np.random.Generator
@@ -101,14 +102,18 @@ class VarianceScaling(Initializer):
     _TRUNCATION_CORRECTION = 0.87962566103423978  # stddev of N(0, 1) truncated to [-2, 2]
 
     def __init__(self, scale: float, mode: str, distribution: str) -> None:
+        self.scale = check_finite("scale", scale)
+        if not self.scale > 0:
+            raise ValueError(f"VarianceScaling needs scale > 0; received scale={scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise ValueError(f"mode must be fan_in, fan_out or fan_avg; received mode={mode!r}")
+            raise ValueError(
+                f"mode must be fan_in, fan_out or fan_avg; received mode={shown(mode)}"
+            )
         if distribution not in ("uniform", "truncated_normal"):
             raise ValueError(
                 "distribution must be uniform or truncated_normal; "
-                f"received distribution={distribution!r}"
+                f"received distribution={shown(distribution)}"
             )
-        self.scale = float(scale)
         self.mode = mode
         self.distribution = distribution
 
@@ -165,7 +170,7 @@ def get(identifier: str | Initializer) -> Initializer:
         if key in _ALIASES:
             return _ALIASES[key]()
     raise ValueError(
-        f"unknown initializer {identifier!r}; use an Initializer or one of: {', '.join(NAMES)}"
+        f"unknown initializer {shown(identifier)}; use an Initializer or one of: {', '.join(NAMES)}"
     )
 
 

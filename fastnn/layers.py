@@ -15,6 +15,8 @@ import numpy as np
 
 from fastnn import initializers, regularizers
 from fastnn.backends import ACTIVATIONS, Array, Backend, Scalar
+from fastnn.config import check_seed
+from fastnn.validation import check_int, shown
 
 
 def check_activation(activation: str | None) -> str:
@@ -24,7 +26,8 @@ def check_activation(activation: str | None) -> str:
     if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
         return activation.lower()
     raise ValueError(
-        f"unknown activation {activation!r}; valid: None, {', '.join(repr(a) for a in ACTIVATIONS)}"
+        f"unknown activation {shown(activation)}; valid: None, "
+        + ", ".join(repr(a) for a in ACTIVATIONS)
     )
 
 
@@ -32,7 +35,9 @@ def _check_sample_shape(shape: Any, argument: str) -> tuple[int, ...]:
     """A per-sample shape (no batch axis) of positive ints."""
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
     if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-        raise ValueError(f"{argument} must be positive integers; received {argument}={shape!r}")
+        raise ValueError(
+            f"{argument} must be positive integers; received {argument}={shown(shape)}"
+        )
     return dims
 
 
@@ -185,11 +190,13 @@ class Dense(_ActivatedLayer):
         input_shape: Any = None,
         name: str | None = None,
     ) -> None:
-        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-            raise ValueError(f"units must be a positive int; received units={units!r}")
+        units = check_int("units", units, 1)
         if input_dim is not None:
             if input_shape is not None:
-                raise ValueError("give input_dim or input_shape, not both")
+                raise ValueError(
+                    "give input_dim or input_shape, not both; received "
+                    f"input_dim={shown(input_dim)}, input_shape={shown(input_shape)}"
+                )
             input_shape = _check_sample_shape(input_dim, "input_dim")
         super().__init__(activation, name=name, input_shape=input_shape)
         self.units = units
@@ -311,10 +318,14 @@ class Flatten(Layer):
 
 def _check_rate(name: str, value: object, high_open: bool) -> float:
     """A number in [0, 1) (or [0, 1]), else an error naming ``name`` and the value."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
     if not (number and (0.0 <= value < 1.0 or (not high_open and value == 1.0))):  # type: ignore[operator]
         bracket = ")" if high_open else "]"
-        raise ValueError(f"{name} must be a number in [0, 1{bracket}; received {name}={value!r}")
+        raise ValueError(
+            f"{name} must be a number in [0, 1{bracket}; received {name}={shown(value)}"
+        )
     return float(value)  # type: ignore[arg-type]
 
 
@@ -332,9 +343,7 @@ class Dropout(Layer):
     ) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.rate = _check_rate("rate", rate, high_open=True)
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-            raise ValueError(f"seed must be an int >= 0 or None; received seed={seed!r}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self._rng: np.random.Generator | None = None
         self._mask: Array = None  # mask of the last training forward
 
@@ -388,7 +397,7 @@ class BatchNormalization(Layer):
             or not isinstance(epsilon, (int, float))
             or not 0 < epsilon < math.inf
         ):
-            raise ValueError(f"epsilon must be a number > 0; received epsilon={epsilon!r}")
+            raise ValueError(f"epsilon must be a number > 0; received epsilon={shown(epsilon)}")
         self.epsilon = float(epsilon)
         self._x: Array = None  # input of the last training forward
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from fastnn.backends import Array, Backend, Scalar
+from fastnn.validation import shown
 
 
 class Loss:
@@ -117,7 +118,7 @@ def get(identifier: str | Loss) -> Loss:
     if isinstance(identifier, str) and identifier.lower() in _NAMES:
         return _NAMES[identifier.lower()]()
     raise ValueError(
-        f"unknown loss {identifier!r}; use a fastnn.losses.Loss or one of: {', '.join(NAMES)}"
+        f"unknown loss {shown(identifier)}; use a fastnn.losses.Loss or one of: {', '.join(NAMES)}"
     )
 
 

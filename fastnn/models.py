@@ -29,7 +29,15 @@ from fastnn.callbacks import Callback, History, ProgressLogger
 from fastnn.config import check_seed, make_rng, resolve_dtype
 from fastnn.interrupts import DeferredInterrupt, TrainingInterrupted
 from fastnn.layers import Layer, Workspace, _ActivatedLayer, from_config
-from fastnn.validation import as_features, as_labels, as_targets, check_fraction, check_int
+from fastnn.validation import (
+    as_features,
+    as_labels,
+    as_numbers,
+    as_targets,
+    check_fraction,
+    check_int,
+    shown,
+)
 
 #: what ``compile(metrics=[...])`` accepts, and the name each is logged under. Precision,
 #: recall and F1 are macro averages over the classes present (scikit-learn's "macro"),
@@ -74,6 +82,37 @@ def _check_finite(
 
 def _batch_size(value: int | None) -> int:
     return check_int("batch_size", DEFAULT_BATCH_SIZE if value is None else value, 1)
+
+
+def _callbacks(value: object) -> list[Callback]:
+    """``fit``'s ``callbacks`` argument as a list, each a :class:`Callback`."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(
+            "callbacks must be a list of fastnn.callbacks.Callback objects; "
+            f"received an object of type {type(value).__name__}"
+        )
+    for i, item in enumerate(value):
+        if not isinstance(item, Callback):
+            raise TypeError(
+                "callbacks must hold fastnn.callbacks.Callback objects; "
+                f"received callbacks[{i}]={shown(item)}"
+            )
+    return list(value)
+
+
+def _validation_pair(value: object) -> tuple[Any, Any]:
+    """``fit``'s ``validation_data`` as (x_val, y_val)."""
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(
+            "validation_data must be a tuple (x_val, y_val); "
+            f"received an object of type {type(value).__name__}"
+        )
+    if len(value) != 2:
+        items = "1 item" if len(value) == 1 else f"{len(value)} items"
+        raise ValueError(f"validation_data must be a tuple (x_val, y_val); received {items}")
+    return value[0], value[1]
 
 
 def _snake_case(name: str) -> str:
@@ -202,18 +241,23 @@ class Sequential:
         """Choose the optimizer, the loss and the metrics reported by fit/evaluate."""
         if loss is None:
             raise ValueError(
-                "compile needs a loss, e.g. loss='sparse_categorical_crossentropy'; "
-                f"valid names: {', '.join(losses_module.NAMES)}"
+                "compile needs a loss; received loss=None. Valid names: "
+                + ", ".join(losses_module.NAMES)
             )
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
-        if isinstance(metrics, str):
-            raise ValueError(f"metrics must be a list of names; received metrics={metrics!r}")
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(
+                "metrics must be a list of names, e.g. ['accuracy']; "
+                f"received metrics={shown(metrics)}"
+            )
         names: list[str] = []
         for metric in metrics or []:
             name = METRIC_NAMES.get(metric.lower()) if isinstance(metric, str) else None
             if name is None:
-                raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_NAMES)}")
+                raise ValueError(
+                    f"unknown metric {shown(metric)}; valid: {', '.join(METRIC_NAMES)}"
+                )
             if name not in names:
                 names.append(name)
         self.metrics = names
@@ -318,14 +362,14 @@ class Sequential:
         validation_split = check_fraction("validation_split", validation_split)
         verbose = check_int("verbose", verbose, 0)
         check_seed(seed)
+        callbacks = _callbacks(callbacks)
         x_all = self._features("x", x)
         y_all, acc_all = self._targets("y", y, len(x_all))
 
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            x_val = self._features("validation_data x", validation_data[0])
-            y_val, acc_val = self._targets("validation_data y", validation_data[1], len(x_val))
+            x_given, y_given = _validation_pair(validation_data)
+            x_val = self._features("validation_data x", x_given)
+            y_val, acc_val = self._targets("validation_data y", y_given, len(x_val))
             val: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = (x_val, y_val, acc_val)
         elif validation_split > 0:
             # Like Keras: the last fraction of the data, taken before any shuffling.
@@ -593,15 +637,19 @@ class Sequential:
         self._ensure_built()
         assert self.backend is not None and self.dtype is not None
         slots = [(layer, key) for layer in self.layers for key in layer.weights]
-        weights = list(weights)
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(
+                "set_weights takes a list of arrays, in get_weights() order; "
+                f"received {shown(weights)}"
+            )
         if len(weights) != len(slots):
             raise ValueError(
-                f"set_weights expected {len(slots)} arrays (kernel and bias per layer); "
+                f"set_weights expected {len(slots)} arrays, in get_weights() order; "
                 f"received {len(weights)}"
             )
         new_values = []
         for (layer, key), value in zip(slots, weights, strict=True):
-            array = np.array(value, dtype=self.dtype, copy=True)
+            array = as_numbers(f"weight {layer.name}/{key}", value).astype(self.dtype)
             expected = tuple(layer.weights[key].shape)
             if array.shape != expected:
                 raise ValueError(

@@ -12,23 +12,25 @@ from typing import Any
 import numpy as np
 
 from fastnn.backends import Array, Backend
+from fastnn.validation import check_finite, shown
 
 
 def _check_range(name: str, value: object, low: float, high: float, high_open: bool) -> float:
     """``value`` as a float in [low, high] (or [low, high)), else a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; received {name}={value!r}")
-    inside = low <= value < high if high_open else low <= value <= high
+    number = check_finite(name, value)
+    inside = low <= number < high if high_open else low <= number <= high
     if not inside:
         bracket = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in [{low}, {high}{bracket}; received {name}={value!r}")
-    return float(value)
+        raise ValueError(
+            f"{name} must be in [{low}, {high}{bracket}; received {name}={shown(value)}"
+        )
+    return number
 
 
 def _check_learning_rate(value: object) -> float:
-    rate = _check_range("learning_rate", value, 0.0, math.inf, True)
-    if rate == 0.0:
-        raise ValueError(f"learning_rate must be > 0; received learning_rate={value!r}")
+    rate = check_finite("learning_rate", value)
+    if rate <= 0.0:
+        raise ValueError(f"learning_rate must be > 0; received learning_rate={shown(value)}")
     return rate
 
 
@@ -187,7 +189,7 @@ def get(identifier: str | Optimizer) -> Optimizer:
             if identifier.lower() == class_name.lower():
                 return cls()  # type: ignore[call-arg]
     raise ValueError(
-        f"unknown optimizer {identifier!r}; use a fastnn.optimizers.Optimizer or one of: "
+        f"unknown optimizer {shown(identifier)}; use a fastnn.optimizers.Optimizer or one of: "
         + ", ".join(NAMES)
     )
 

@@ -14,7 +14,6 @@ itself imports without it.
 from __future__ import annotations
 
 import math
-import reprlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fastnn.callbacks import History
+from fastnn.validation import shown as _shown
 
 if TYPE_CHECKING:  # matplotlib is optional and untyped to mypy: these are ``Any`` there
     from matplotlib.axes import Axes
@@ -68,11 +68,6 @@ def _percent_ticks(axis: Axis) -> None:
     from matplotlib.ticker import FuncFormatter
 
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{100 * value:.4g}"))
-
-
-def _shown(value: object) -> str:
-    """``value`` for an error message, cut short when long (a whole test set, say)."""
-    return reprlib.repr(value)
 
 
 # ------------------------------------------------------------------ history
@@ -311,7 +306,7 @@ def _pictures(images: ArrayLike) -> np.ndarray:
     """``images`` as a float array (n, height, width)."""
     array = np.asarray(images)
     if array.dtype.kind not in "biuf":
-        raise ValueError(f"images must hold numbers; received dtype {array.dtype}")
+        raise TypeError(f"images must hold numbers; received dtype {array.dtype}")
     if array.ndim not in (2, 3) or not array.size:
         raise ValueError(
             f"images must be (n, pixels) or (n, height, width), not empty; "

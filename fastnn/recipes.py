@@ -25,9 +25,10 @@ import numpy as np
 from fastnn import datasets, initializers, layers, optimizers, regularizers
 from fastnn.backends import use_backend
 from fastnn.callbacks import Callback, EpochTimer, ProgressLogger, ReduceLROnPlateau
-from fastnn.config import resolve_dtype
+from fastnn.config import check_seed, resolve_dtype
 from fastnn.datasets import mnist
 from fastnn.models import Sequential
+from fastnn.validation import check_int
 
 Data = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -201,14 +202,22 @@ def run(
     *,
     backend: str | None = None,
     epochs: int | None = None,
+    batch_size: int | None = None,
     data_dir: str | None = None,
     seed: int | None = None,
     dtype: str | None = None,
     verbose: int = 1,
     print_fn: Callable[[str], Any] = print,
 ) -> RecipeResult:
-    """Train recipe ``name`` on MNIST and evaluate it on the test set."""
+    """Train recipe ``name`` on MNIST and evaluate it on the test set.
+
+    ``epochs`` and ``batch_size`` override the recipe's own.
+    """
     recipe = get(name)
+    # Checked before MNIST is read, so that a wrong one fails at once.
+    epochs = recipe.epochs if epochs is None else check_int("epochs", epochs, 0)
+    batch_size = recipe.batch_size if batch_size is None else check_int("batch_size", batch_size, 1)
+    check_seed(seed)
     context = use_backend(backend) if backend is not None else contextlib.nullcontext()
     with context:
         resolved = resolve_dtype(dtype)
@@ -228,8 +237,8 @@ def run(
         history = model.fit(
             x_train,
             y_train,
-            epochs=recipe.epochs if epochs is None else epochs,
-            batch_size=recipe.batch_size or len(x_train),
+            epochs=epochs,
+            batch_size=batch_size or len(x_train),
             verbose=0,
             seed=seed,
             callbacks=hooks,

@@ -11,13 +11,14 @@ import math
 from typing import Any
 
 from fastnn.backends import Array, Backend, Scalar
+from fastnn.validation import shown
 
 
 def _check_factor(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number >= 0; received {name}={value!r}")
+        raise ValueError(f"{name} must be a finite number >= 0; received {name}={shown(value)}")
     if value < 0:
-        raise ValueError(f"{name} must be >= 0; received {name}={value!r}")
+        raise ValueError(f"{name} must be >= 0; received {name}={shown(value)}")
     return float(value)
 
 
@@ -63,7 +64,7 @@ def get(identifier: str | L1L2 | None) -> L1L2 | None:
     if isinstance(identifier, str) and identifier.lower() in NAMES:
         return {"l1": L1, "l2": L2, "l1_l2": L1L2}[identifier.lower()]()
     raise ValueError(
-        f"unknown regularizer {identifier!r}; valid: None, {', '.join(map(repr, NAMES))}, "
+        f"unknown regularizer {shown(identifier)}; valid: None, {', '.join(map(repr, NAMES))}, "
         "or a fastnn.regularizers.L1L2 instance"
     )
 

@@ -1,14 +1,30 @@
-"""Checks of user input at the API boundary: one clear ValueError per mistake.
+"""Checks of user input at the API boundary: one clear, one-line error per mistake.
 
 Every message names the argument, what was received and what is allowed, so a
 user never has to read a traceback into the backend to learn what went wrong.
+
+ValueError is for a value the argument does not allow, whatever its type
+(``batch_size=2.5``, an unknown name, a wrong shape or length); TypeError for an
+object of the wrong kind altogether (an array that holds no numbers, one string
+where a list is needed, something that is not a layer where one is required).
 """
 
 from __future__ import annotations
 
+import math
+import reprlib
 from typing import Any
 
 import numpy as np
+
+# Long enough for any name a user types, short enough to keep a message on one screen line.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message: one line, cut short (an array, a whole data set)."""
+    return " ".join(_REPR.repr(value).split())
 
 
 def check_int(name: str, value: object, minimum: int) -> int:
@@ -16,7 +32,15 @@ def check_int(name: str, value: object, minimum: int) -> int:
     integer = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
     if integer and value >= minimum:  # type: ignore[operator]
         return int(value)  # type: ignore[call-overload]
-    raise ValueError(f"{name} must be an int >= {minimum}; received {name}={value!r}")
+    raise ValueError(f"{name} must be an int >= {minimum}; received {name}={shown(value)}")
+
+
+def check_finite(name: str, value: object) -> float:
+    """``value`` as a float, refusing bools, NaN, infinities and non-numbers."""
+    number = isinstance(value, (int, float, np.integer, np.floating))
+    if number and not isinstance(value, (bool, np.bool_)) and math.isfinite(value):  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
+    raise ValueError(f"{name} must be a finite number; received {name}={shown(value)}")
 
 
 def check_fraction(name: str, value: object) -> float:
@@ -24,21 +48,25 @@ def check_fraction(name: str, value: object) -> float:
     number = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
     if number and 0.0 <= float(value) < 1.0:  # type: ignore[arg-type]
         return float(value)  # type: ignore[arg-type]
-    raise ValueError(f"{name} must be a number in [0, 1); received {name}={value!r}")
+    raise ValueError(f"{name} must be a number in [0, 1); received {name}={shown(value)}")
 
 
-def _as_numeric(name: str, value: Any) -> np.ndarray:
+def as_numbers(name: str, value: Any) -> np.ndarray:
+    """``value`` as a NumPy array of bools, ints or floats (shape not checked)."""
     try:
         array = np.asarray(value)
-    except (ValueError, TypeError) as error:  # ragged nested lists, ...
+    except (ValueError, TypeError) as error:  # ragged nested lists, ...; NumPy's words chained
         raise ValueError(
-            f"{name} must be an array of numbers; could not convert it: {error}"
+            f"{name} must be a rectangular array of numbers (every sample of one shape); "
+            f"received a {type(value).__name__} that NumPy cannot convert to one array"
         ) from error
     if array.dtype.kind not in "biuf":
-        raise ValueError(
-            f"{name} must hold numbers; received an array of dtype {array.dtype} "
-            f"(shape {array.shape})"
+        received = (
+            f"{name}={shown(value)}"
+            if array.ndim == 0
+            else f"an array of dtype {array.dtype} (shape {array.shape})"
         )
+        raise TypeError(f"{name} must hold real numbers (bool, int or float); received {received}")
     return array
 
 
@@ -48,11 +76,41 @@ def _first_bad(mask: np.ndarray) -> str:
     return f"row {position[0]}" if len(position) == 1 else f"index {position}"
 
 
+def _refuse(name: str, array: np.ndarray, bad: np.ndarray, requirement: str, problem: str) -> None:
+    """Raise "``name`` must ``requirement``; N ``problem``, e.g. V at P" if ``bad`` marks any."""
+    if bad.any():
+        example = array[bad][0].item()
+        raise ValueError(
+            f"{name} must {requirement}; {int(bad.sum())} {problem}, e.g. {example!r} at "
+            f"{_first_bad(bad)}"
+        )
+
+
+_FINITE_CHECK_BLOCK = 1 << 18  # entries checked at a time
+
+
+def _check_all_finite(name: str, array: np.ndarray) -> None:
+    """Raise naming how many entries of ``array`` are NaN or infinite, and the first."""
+    # By blocks of rows: a mask of the whole array would add a quarter of a float32
+    # data set's size to fit's peak memory. The full mask is made only to report.
+    rows = array.reshape(len(array), -1)
+    step = max(1, _FINITE_CHECK_BLOCK // max(rows.shape[1], 1))
+    if all(np.isfinite(rows[i : i + step]).all() for i in range(0, len(rows), step)):
+        return
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - np.count_nonzero(finite))
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite value(s) (first at {_first_bad(~finite)}); "
+            f"clean or impute them before training"
+        )
+
+
 def as_features(
     name: str, value: Any, sample_shape: tuple[int, ...] | None, dtype: np.dtype
 ) -> np.ndarray:
     """Inputs as a float array (n, *sample_shape) of ``dtype``, finite, non-empty."""
-    array = _as_numeric(name, value)
+    array = as_numbers(name, value)
     if array.ndim < 2:
         raise ValueError(
             f"{name} must have a batch axis first, shape (n_samples, n_features); "
@@ -66,19 +124,13 @@ def as_features(
             f"(x of shape (n, {', '.join(map(str, sample_shape))}))"
         )
     array = np.ascontiguousarray(array, dtype=dtype)
-    finite = np.isfinite(array)
-    if not finite.all():
-        bad = int(array.size - np.count_nonzero(finite))
-        raise ValueError(
-            f"{name} contains {bad} NaN or infinite value(s) (first at {_first_bad(~finite)}); "
-            f"clean or impute them before training"
-        )
+    _check_all_finite(name, array)
     return array
 
 
 def as_labels(name: str, value: Any, n_samples: int, n_classes: int) -> np.ndarray:
     """Integer class labels (n,) in [0, n_classes), from (n,) or (n, 1)."""
-    array = _as_numeric(name, value)
+    array = as_numbers(name, value)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim != 1:
@@ -91,19 +143,11 @@ def as_labels(name: str, value: Any, n_samples: int, n_classes: int) -> np.ndarr
     _check_length(name, array, n_samples)
     if array.dtype.kind == "f":
         fractional = ~np.isfinite(array) | (array != np.round(array))
-        if fractional.any():
-            raise ValueError(
-                f"{name} must hold whole-number class labels; found non-integer values "
-                f"(first at {_first_bad(fractional)})"
-            )
+        requirement = f"hold whole-number class labels in [0, {n_classes})"
+        _refuse(name, array, fractional, requirement, "label(s) are not whole numbers")
     outside = (array < 0) | (array >= n_classes)
-    if outside.any():
-        example = array[outside][0].item()
-        raise ValueError(
-            f"{name} must be class labels in [0, {n_classes}) for a model with {n_classes} "
-            f"outputs; {int(outside.sum())} label(s) are outside, e.g. {example!r} at "
-            f"{_first_bad(outside)}"
-        )
+    requirement = f"be class labels in [0, {n_classes}) for a model with {n_classes} outputs"
+    _refuse(name, array, outside, requirement, "label(s) are outside")
     return array.astype(np.int64)
 
 
@@ -116,7 +160,7 @@ def as_targets(
     unit_interval: bool,
 ) -> np.ndarray:
     """Target rows (n, n_outputs) as floats; (n,) is accepted when n_outputs is 1."""
-    array = _as_numeric(name, value)
+    array = as_numbers(name, value)
     if array.ndim == 1 and n_outputs == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[1] != n_outputs:
@@ -129,10 +173,11 @@ def as_targets(
         )
     _check_length(name, array, n_samples)
     array = np.ascontiguousarray(array, dtype=dtype)
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    if unit_interval and ((array < 0) | (array > 1)).any():
-        raise ValueError(f"{name} must be in [0, 1] for binary cross-entropy")
+    _check_all_finite(name, array)
+    if unit_interval:
+        outside = (array < 0) | (array > 1)
+        requirement = "hold targets in [0, 1] for binary_crossentropy"
+        _refuse(name, array, outside, requirement, "value(s) are outside")
     return array
 
 

@@ -64,6 +64,22 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice: 'resnet'" in capsys.readouterr().err
 
 
+def test_train_overrides_reach_the_recipe(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    received: dict[str, object] = {}
+
+    def run(name: str, **options: object) -> None:
+        received.update(options, name=name)
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr(cli.recipes, "run", run)
+    argv = ["train", "--recipe", "deep", "--epochs", "0", "--batch-size", "64", "--seed", "3"]
+    assert cli.main(argv) == 1
+    assert "stopped before training" in capsys.readouterr().err
+    assert received | {"name": "deep", "epochs": 0, "batch_size": 64, "seed": 3} == received
+
+
 def test_python_dash_m_runs_the_command() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fastnn", "backends"], capture_output=True, text=True, check=True

@@ -157,7 +157,7 @@ def test_set_weights_round_trip_and_errors() -> None:
     assert model.get_weights()[0][0, 0] != 42.0  # get_weights returns copies
     model.set_weights(weights)
     assert model.get_weights()[0][0, 0] == 42.0
-    with pytest.raises(ValueError, match=r"expected 4 arrays .* received 3"):
+    with pytest.raises(ValueError, match=r"expected 4 arrays, .* received 3"):
         model.set_weights(weights[:3])
     with pytest.raises(
         ValueError, match=r"dense/kernel has shape \(4, 16\); received shape \(16, 4\)"
@@ -221,7 +221,6 @@ BAD_FIT_INPUTS = [
     ({"x": np.full((10, 4), np.nan)},
      "x contains 40 NaN or infinite value(s) (first at index (0, 0))"),
     ({"x": np.zeros((0, 4)), "y": np.zeros(0, int)}, "x is empty"),
-    ({"x": np.array([["a"] * 4] * 10)}, "x must hold numbers; received an array of dtype <U1"),
     ({"x": np.ones(4)}, "x must have a batch axis first"),
     ({"batch_size": 0}, "batch_size must be an int >= 1; received batch_size=0"),
     ({"epochs": -1}, "epochs must be an int >= 0; received epochs=-1"),

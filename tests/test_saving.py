@@ -190,8 +190,8 @@ CRAFTED_METADATA = [
     ("layers not a list", {"model": {"layers": 5}}, "cannot rebuild"),
     ("unknown layer", {"model": {"layers": [{"class_name": "Lambda", "config": {}}]}},
      "unknown layer class in saved model: 'Lambda'"),
-    ("bad layer argument", {"model": {"layers": [{"class_name": "Dense", "config": {"units": -3}}]}},
-     "units"),
+    ("bad layer argument",
+     {"model": {"layers": [{"class_name": "Dense", "config": {"units": -3}}]}}, "units"),
     ("unexpected argument", {"model": {"layers": [{"class_name": "Dense", "config": {"f": 1}}]}},
      "cannot rebuild: TypeError"),
     ("bad input shape", {"model": {"input_shape": [-5]}}, "cannot rebuild"),
@@ -265,7 +265,7 @@ def test_pickled_payload_is_never_executed(tmp_path: Path) -> None:
         _write(path, {k: v for k, v in files.items() if k != entry}, metadata)
         with zipfile.ZipFile(path, "a") as archive, archive.open(f"{entry}.npy", "w") as out:
             np.save(out, np.array([Payload()], dtype=object), allow_pickle=True)
-        with pytest.raises(ValueError, match="not a (readable )?fastnn model file"):
+        with pytest.raises(ValueError, match=r"not a (readable )?fastnn model file"):
             fastnn.load_model(path)
         assert not marker.exists()
     # the payload is live: a careless reader would have run it

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from fastnn.backends.base import ACTIVATIONS, Array, Backend, Scalar
+from fastnn.validation import shown
 
 __all__ = [
     "ACTIVATIONS",
@@ -76,12 +77,15 @@ _context_choice: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 def _normalize(name: object, source: str) -> str:
     """Lower-case and validate a backend name; ``source`` says where it came from."""
+    valid = ", ".join((*BACKEND_NAMES, "auto"))
     if not isinstance(name, str):
-        raise TypeError(f"{source} must be a backend name (str); received {name!r}")
+        raise TypeError(
+            f"{source} must be a backend name (str), one of {valid}; "
+            f"received {source}={shown(name)}"
+        )
     key = name.strip().lower()
     if key not in (*BACKEND_NAMES, "auto"):
-        valid = ", ".join((*BACKEND_NAMES, "auto"))
-        raise ValueError(f"unknown backend {source}={name!r}; valid names: {valid}")
+        raise ValueError(f"unknown backend {source}={shown(name)}; valid names: {valid}")
     return key
 
 
