@@ -52,7 +52,12 @@ def normalize(
             out[i, j] = (x[i, j] - mean[j]) * scale[j] + beta[j]
 
 
-@sum_kernel
+# Not a sum_kernel: its sums are per-column accumulators, which vectorize along the columns
+# without reassociation (measured: the same time), and reassociation rewrote
+# dy * ((x - mean) * inv_std) as (dy * inv_std) * (x - mean), whose first product
+# underflows to 0 for a tiny dy: 0 * inf = NaN where NumPy gives inf (found by the property
+# tests).
+@kernel
 def backward(
     dy: np.ndarray,
     x: np.ndarray,
@@ -91,8 +96,12 @@ def backward(
 
 
 @kernel
-def moving_average(average: np.ndarray, value: np.ndarray, momentum: float) -> None:
-    """``average = momentum * average + (1 - momentum) * value``; 1-D."""
-    rest = 1 - momentum
+def moving_average(
+    average: np.ndarray, value: np.ndarray, momentum: float, one_minus_momentum: float
+) -> None:
+    """``average = momentum * average + (1 - momentum) * value``; 1-D. ``1 - momentum`` comes
+    from the caller, rounded once (computed here in float32 it would carry the rounding of
+    ``momentum``: 2e-4 relative for 0.9999)."""
+    rest = one_minus_momentum
     for j in range(average.shape[0]):
         average[j] = momentum * average[j] + rest * value[j]

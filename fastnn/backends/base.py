@@ -20,6 +20,20 @@ Conventions for every method:
 * A returned ``Scalar`` is a Python number on CPU backends and a 0-d device
   array on GPU backends, so a training loop never waits on the GPU unless it
   asks (``float(scalar)`` synchronises).
+* Empty arrays (0 rows, 0 columns) give empty results, and sums, counts and
+  penalties over nothing are 0. Where the result would be undefined rather than
+  empty, every backend raises ValueError: the losses (means) of no entries, the
+  batch statistics of no samples (:meth:`batch_norm_forward`), and, for rows of
+  zero columns, the ops over each row's entries (softmax, the softmax losses,
+  ``argmax_rows`` and the argmax count and confusion matrix).
+* NaN and infinities propagate as in the NumPy reference: NaN wherever it
+  gives NaN, the same infinities. Two deviations are allowed: a result (or an
+  optimizer state) below the dtype's smallest normal number may be 0 where
+  NumPy keeps a subnormal, and a sum whose finite terms overflow the dtype may
+  come out inf or finite depending on the order of summation.
+* Integer labels must lie in ``[0, K)``: fit and evaluate check them, the
+  backends need not (the Numba kernels that index by label raise IndexError
+  rather than read out of bounds).
 """
 
 from __future__ import annotations

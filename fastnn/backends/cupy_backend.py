@@ -25,7 +25,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fastnn.backends.base import Array, DTypeLike, Scalar
-from fastnn.backends.numpy_backend import NumpyBackend, adam_step_size
+from fastnn.backends.numpy_backend import (
+    NumpyBackend,
+    adam_step_size,
+    require_columns,
+    require_entries,
+)
 
 #: the kernels of each source file; templates over the float type (and, for those
 #: taking class labels, the label type)
@@ -223,6 +228,7 @@ class CupyBackend(NumpyBackend):
         return self._finish(result, copy_to)
 
     def softmax(self, x: Array, out: Array | None = None) -> Array:
+        require_columns(x, "softmax")  # the kernel reads each row's first entry
         return self._row_kernel("softmax", (x,), out)
 
     def softmax_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
@@ -239,6 +245,7 @@ class CupyBackend(NumpyBackend):
     ) -> tuple[Scalar, Array]:
         if outputs.ndim != 2:
             raise ValueError(f"outputs must be 2-D (batch, units); received {outputs.shape}")
+        require_entries(outputs, kernel_name)
         outputs, targets = self._contiguous(outputs), self._contiguous(targets)
         grad, copy_to = self._output(outputs, grad_out)
         if grad is outputs:  # the kernels read the outputs after writing grad
@@ -288,6 +295,7 @@ class CupyBackend(NumpyBackend):
     def count_argmax_matches(self, scores: Array, labels: Array) -> Scalar:
         if labels.shape != scores.shape[:1] or scores.ndim != 2:
             raise ValueError(f"labels must have shape ({len(scores)},); received {labels.shape}")
+        require_columns(scores, "count_argmax_matches")
         scores = self._contiguous(scores)
         labels = self.xp.asarray(labels, dtype=LABEL_DTYPE)
         count = self.xp.zeros((), dtype=np.uint64)

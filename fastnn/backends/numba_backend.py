@@ -20,12 +20,18 @@ pair). Only the matmul kernels use numba's thread pool; see
 from __future__ import annotations
 
 import importlib.util
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 
 from fastnn.backends.base import Array, Scalar
-from fastnn.backends.numpy_backend import NumpyBackend, adam_step_size
+from fastnn.backends.numpy_backend import (
+    NumpyBackend,
+    adam_step_size,
+    require_columns,
+    require_entries,
+)
 
 
 def probe() -> str | None:
@@ -116,7 +122,9 @@ class NumbaBackend(NumpyBackend):
             or out.shape != shape
         ):
             return super().take_rows(x, indices, out=out)
-        self._rows.take_rows(x.reshape(len(x), -1), indices, out.reshape(len(indices), -1))
+        # the row width spelled out: reshape(n, -1) cannot infer it when there are no rows
+        width = math.prod(x.shape[1:])
+        self._rows.take_rows(x.reshape(len(x), width), indices, out.reshape(len(out), width))
         return out
 
     # ---------------------------------------------------------- linear algebra
@@ -174,6 +182,7 @@ class NumbaBackend(NumpyBackend):
         return self._elementwise_op(kernel, super().tanh_backward, (dy, y), out)
 
     def softmax(self, x: Array, out: Array | None = None) -> Array:
+        require_columns(x, "softmax")
         if x.ndim != 2 or (out is not None and not out.flags.c_contiguous):
             return super().softmax(x, out=out)
         out = _alike(x, out)
@@ -206,6 +215,7 @@ class NumbaBackend(NumpyBackend):
     ) -> tuple[Scalar, Array]:
         if outputs.ndim != 2:
             raise ValueError(f"outputs must be 2-D (batch, units); received {outputs.shape}")
+        require_entries(outputs, kernel.__name__)
         grad = _alike(outputs, grad_out)
         # The kernels write grad as one flat array and read the outputs after it.
         if not grad.flags.c_contiguous or np.may_share_memory(grad, outputs):
@@ -248,6 +258,7 @@ class NumbaBackend(NumpyBackend):
 
     # ----------------------------------------------------------------- metrics
     def argmax_rows(self, x: Array) -> Array:
+        require_columns(x, "argmax_rows")
         out = np.empty(x.shape[0], dtype=np.intp)
         self._rows.argmax_rows(x, out)
         return out
@@ -255,12 +266,15 @@ class NumbaBackend(NumpyBackend):
     def count_argmax_matches(self, scores: Array, labels: Array) -> Scalar:
         if labels.shape != scores.shape[:1]:
             raise ValueError(f"labels must have shape ({len(scores)},); received {labels.shape}")
+        require_columns(scores, "count_argmax_matches")
         return int(self._rows.count_argmax_matches(scores, labels))
 
     def count_threshold_matches(self, scores: Array, targets: Array, threshold: float) -> Scalar:
         if targets.shape != scores.shape or scores.ndim != 2:
             return super().count_threshold_matches(scores, targets, threshold)
-        return int(self._rows.count_threshold_matches(scores, targets, float(threshold)))
+        # compared in the scores' dtype, as NumPy compares an array with a Python float
+        cut = scores.dtype.type(threshold)
+        return int(self._rows.count_threshold_matches(scores, targets, cut))
 
     def update_confusion(
         self, matrix: Array, scores: Array, targets: Array, threshold: float | None = None
@@ -270,11 +284,13 @@ class NumbaBackend(NumpyBackend):
         if threshold is None:
             if targets.shape != scores.shape[:1]:
                 raise ValueError(f"targets must have shape ({len(scores)},); got {targets.shape}")
+            require_columns(scores, "update_confusion")
             self._rows.confusion_argmax(scores, targets, matrix)
         else:
             if targets.shape != scores.shape:
                 raise ValueError(f"targets must have shape {scores.shape}; got {targets.shape}")
-            self._rows.confusion_threshold(scores, targets, float(threshold), matrix)
+            cut = scores.dtype.type(threshold)  # in the scores' dtype, as NumPy compares
+            self._rows.confusion_threshold(scores, targets, cut, matrix)
         return None
 
     # ----------------------------------------------------------- regularization
@@ -307,7 +323,7 @@ class NumbaBackend(NumpyBackend):
         variance_out: Array,
         out: Array | None = None,
     ) -> Array:
-        if not self._normalization_args(x, gamma, beta, mean_out, variance_out):
+        if len(x) == 0 or not self._normalization_args(x, gamma, beta, mean_out, variance_out):
             return super().batch_norm_forward(x, gamma, beta, epsilon, mean_out, variance_out, out)
         self._normalization.column_statistics(x, mean_out, variance_out)
         return self.batch_norm_inference(x, mean_out, variance_out, gamma, beta, epsilon, out)
@@ -355,7 +371,10 @@ class NumbaBackend(NumpyBackend):
         flat = _flat(average, value)
         if flat is None:
             return super().moving_average_update(average, value, momentum)
-        self._normalization.moving_average(*flat, average.dtype.type(momentum))
+        cast = average.dtype.type
+        # 1 - momentum rounded once from the float, as NumPy's (1.0 - momentum) * value does:
+        # in float32, 1 - float32(0.9999) is 2e-4 off in relative terms
+        self._normalization.moving_average(*flat, cast(momentum), cast(1.0 - momentum))
         return None
 
     # -------------------------------------------------------------- optimizers

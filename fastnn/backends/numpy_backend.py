@@ -20,6 +20,21 @@ def probe() -> str | None:
     return None
 
 
+def require_columns(x: Array, op: str) -> None:
+    """Refuse rows of zero entries to an op over each row's entries (softmax, argmax):
+    the softmax or argmax of nothing is undefined, and kernels would read past the row."""
+    if x.ndim == 2 and x.shape[1] == 0:
+        raise ValueError(f"{op} needs at least one column (class); received shape {x.shape}")
+
+
+def require_entries(x: Array, op: str) -> None:
+    """Refuse an empty array to an op that averages over its entries (the losses)."""
+    if x.size == 0:
+        raise ValueError(
+            f"{op} is a mean over the entries and needs at least one; received shape {x.shape}"
+        )
+
+
 def adam_step_size(learning_rate: float, beta_1: float, beta_2: float, step: int) -> float:
     """Adam's bias-corrected step size for the 1-based ``step``."""
     return learning_rate * (1.0 - beta_2**step) ** 0.5 / (1.0 - beta_1**step)
@@ -98,6 +113,7 @@ class NumpyBackend(Backend):
         return self.xp.multiply(dy, 1.0 - y * y, out=out)
 
     def softmax(self, x: Array, out: Array | None = None) -> Array:
+        require_columns(x, "softmax")
         xp = self.xp
         # Subtracting the row maximum keeps exp() <= 1: no overflow for 1e4.
         out = xp.subtract(x, x.max(axis=1, keepdims=True), out=out)
@@ -115,12 +131,20 @@ class NumpyBackend(Backend):
         self, param: Array, l1: float, l2: float, grad: Array | None = None
     ) -> Scalar:
         xp = self.xp
-        penalty = l1 * xp.abs(param).sum() + l2 * (param * param).sum()  # 0-d
+        # The coefficients in the weight's dtype, where the arithmetic happens. A term whose
+        # coefficient is 0 there is left out, not added as 0 * inf = NaN (an infinite weight,
+        # or a square that overflowed the dtype).
+        c1, c2 = param.dtype.type(l1), param.dtype.type(l2)
+        penalty = xp.zeros((), dtype=param.dtype)
+        if c1:
+            penalty += c1 * xp.abs(param).sum()
+        if c2:
+            penalty += c2 * (param * param).sum()
         if grad is not None:
-            if l1:
-                grad += l1 * xp.sign(param)
-            if l2:
-                grad += (2.0 * l2) * param
+            if c1:
+                grad += c1 * xp.sign(param)
+            if c2:
+                grad += (2 * c2) * param
         return self._scalar(penalty)
 
     def _scalar(self, value: Array) -> Scalar:
@@ -141,6 +165,8 @@ class NumpyBackend(Backend):
         variance_out: Array,
         out: Array | None = None,
     ) -> Array:
+        if len(x) == 0:
+            raise ValueError(f"batch statistics need at least one sample; received {x.shape}")
         xp = self.xp
         xp.mean(x, axis=0, out=mean_out)  # (N,)
         xp.mean(xp.square(x - mean_out), axis=0, out=variance_out)  # (N,), biased as in Keras
@@ -201,6 +227,7 @@ class NumpyBackend(Backend):
     def sparse_softmax_cross_entropy(
         self, logits: Array, labels: Array, grad_out: Array | None = None
     ) -> tuple[Scalar, Array]:
+        require_entries(logits, "sparse_softmax_cross_entropy")
         xp = self.xp
         batch = logits.shape[0]
         rows = xp.arange(batch)
@@ -215,6 +242,7 @@ class NumpyBackend(Backend):
     def softmax_cross_entropy(
         self, logits: Array, targets: Array, grad_out: Array | None = None
     ) -> tuple[Scalar, Array]:
+        require_entries(logits, "softmax_cross_entropy")
         xp = self.xp
         batch = logits.shape[0]
         shifted, exps, log_sums = self._log_softmax_parts(logits)
@@ -230,6 +258,7 @@ class NumpyBackend(Backend):
     def sigmoid_binary_cross_entropy(
         self, logits: Array, targets: Array, grad_out: Array | None = None
     ) -> tuple[Scalar, Array]:
+        require_entries(logits, "sigmoid_binary_cross_entropy")
         xp = self.xp
         # -t log s(z) - (1-t) log(1-s(z)) = max(z, 0) - z t + log(1 + exp(-|z|))
         losses = xp.maximum(logits, 0) - logits * targets + xp.log1p(xp.exp(-xp.abs(logits)))
@@ -241,6 +270,7 @@ class NumpyBackend(Backend):
     def mean_squared_error(
         self, predictions: Array, targets: Array, grad_out: Array | None = None
     ) -> tuple[Scalar, Array]:
+        require_entries(predictions, "mean_squared_error")
         xp = self.xp
         grad = xp.subtract(predictions, targets, out=grad_out)
         loss = float((grad * grad).mean())
@@ -249,6 +279,7 @@ class NumpyBackend(Backend):
 
     # ----------------------------------------------------------------- metrics
     def argmax_rows(self, x: Array) -> Array:
+        require_columns(x, "argmax_rows")
         return self.xp.argmax(x, axis=1)
 
     def count_argmax_matches(self, scores: Array, labels: Array) -> Scalar:
