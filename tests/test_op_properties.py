@@ -364,16 +364,18 @@ def test_sum_rows_matches_reference(name: str, data: Any, case: Case) -> None:
 
 # ---------------------------------------------------------------- activations
 ELEMENTWISE = ("relu", "sigmoid", "tanh")
-
-
-@pytest.mark.parametrize("name", BACKENDS)
-@SETTINGS
-@hypothesis.given(
+#: every activation, called by its own name or through ``activation(x, name)``
+ACTIVATION_CASES = hypothesis.given(
     data=st.data(),
     case=CASES,
     op=st.sampled_from((*ELEMENTWISE, "softmax", "linear")),
     through_activation=st.booleans(),
 )
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@SETTINGS
+@ACTIVATION_CASES
 def test_activations_match_reference(
     name: str, data: Any, case: Case, op: str, through_activation: bool
 ) -> None:
@@ -400,12 +402,7 @@ def test_activations_match_reference(
 
 @pytest.mark.parametrize("name", BACKENDS)
 @SETTINGS
-@hypothesis.given(
-    data=st.data(),
-    case=CASES,
-    op=st.sampled_from((*ELEMENTWISE, "softmax", "linear")),
-    through_activation=st.booleans(),
-)
+@ACTIVATION_CASES
 def test_activation_backward_matches_reference(
     name: str, data: Any, case: Case, op: str, through_activation: bool
 ) -> None:
