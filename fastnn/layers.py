@@ -16,7 +16,7 @@ import numpy as np
 from fastnn import initializers, regularizers
 from fastnn.backends import ACTIVATIONS, Array, Backend, Scalar
 from fastnn.config import check_seed
-from fastnn.validation import check_int, shown
+from fastnn.validation import check_fraction, check_int, shown
 
 
 def check_activation(activation: str | None) -> str:
@@ -316,19 +316,6 @@ class Flatten(Layer):
         return dy.reshape(dy.shape[0], *self.input_shape)
 
 
-def _check_rate(name: str, value: object, high_open: bool) -> float:
-    """A number in [0, 1) (or [0, 1]), else an error naming ``name`` and the value."""
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-    if not (number and (0.0 <= value < 1.0 or (not high_open and value == 1.0))):  # type: ignore[operator]
-        bracket = ")" if high_open else "]"
-        raise ValueError(
-            f"{name} must be a number in [0, 1{bracket}; received {name}={shown(value)}"
-        )
-    return float(value)  # type: ignore[arg-type]
-
-
 class Dropout(Layer):
     """Inverted dropout: in training, zero each input with probability ``rate`` and scale the
     rest by ``1 / (1 - rate)``, so inference is the identity.
@@ -342,7 +329,7 @@ class Dropout(Layer):
         self, rate: float, seed: int | None = None, name: str | None = None, input_shape: Any = None
     ) -> None:
         super().__init__(name=name, input_shape=input_shape)
-        self.rate = _check_rate("rate", rate, high_open=True)
+        self.rate = check_fraction("rate", rate)
         self.seed = check_seed(seed)
         self._rng: np.random.Generator | None = None
         self._mask: Array = None  # mask of the last training forward
@@ -391,7 +378,7 @@ class BatchNormalization(Layer):
         input_shape: Any = None,
     ) -> None:
         super().__init__(name=name, input_shape=input_shape)
-        self.momentum = _check_rate("momentum", momentum, high_open=False)
+        self.momentum = check_fraction("momentum", momentum, include_one=True)
         if (
             isinstance(epsilon, bool)
             or not isinstance(epsilon, (int, float))

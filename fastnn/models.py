@@ -802,9 +802,16 @@ class _MetricTally:
             classes = model.output_units if self.threshold is None else 2
             self.confusion = backend.zeros((classes, classes), np.int64)  # (true, predicted)
 
+    @property
+    def _accuracy_from_confusion(self) -> bool:
+        """With one class per row, the correct predictions are the confusion matrix's
+        diagonal: one count serves both. (Binary outputs count thresholded entries
+        against targets that may be soft, so they keep their own count.)"""
+        return self.confusion is not None and self.threshold is None
+
     def add(self, outputs: Array, targets: Array) -> None:
         """Count one batch: outputs (B, K) as the loss saw them, the metric's targets."""
-        if "accuracy" in self.metrics:
+        if "accuracy" in self.metrics and not self._accuracy_from_confusion:
             if self.threshold is None:
                 self.correct.append(self.backend.count_argmax_matches(outputs, targets))
             else:
@@ -816,8 +823,11 @@ class _MetricTally:
     def results(self, samples: int) -> dict[str, float]:
         """Each metric over the ``samples`` counted, in compile order."""
         scores: dict[str, float] = {}
+        correct = sum(int(count) for count in self.correct)
         if self.confusion is not None:
             matrix = self.backend.to_numpy(self.confusion)
+            if self._accuracy_from_confusion:
+                correct = int(np.trace(matrix))
             if self.threshold is None:
                 precision, recall, f1 = metrics_module.scores_from_confusion(matrix, "macro")
             else:  # binary outputs: the positive class's figures, as Keras reports them
@@ -825,6 +835,5 @@ class _MetricTally:
                 precision, recall, f1 = (values[1] for values in per_class)
             scores = {"precision": precision, "recall": recall, "f1": f1}
         if "accuracy" in self.metrics:
-            correct = sum(int(count) for count in self.correct)
             scores["accuracy"] = correct / (samples * self.entries)
         return {name: float(scores[name]) for name in self.metrics}

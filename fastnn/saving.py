@@ -105,7 +105,7 @@ def load_weights(model: Sequential, path: str | os.PathLike[str]) -> None:
         )
     files = _read_archive(path)
     weights = _weights(path, files, "weight_")
-    expected = [w.shape for w in model.get_weights()]
+    expected = [tuple(w.shape) for layer in model.layers for w in layer.weights.values()]
     found = [w.shape for w in weights]
     if found != expected:
         raise ValueError(

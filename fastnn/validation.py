@@ -43,12 +43,15 @@ def check_finite(name: str, value: object) -> float:
     raise ValueError(f"{name} must be a finite number; received {name}={shown(value)}")
 
 
-def check_fraction(name: str, value: object) -> float:
-    """``value`` as a float in [0, 1)."""
-    number = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    if number and 0.0 <= float(value) < 1.0:  # type: ignore[arg-type]
+def check_fraction(name: str, value: object, include_one: bool = False) -> float:
+    """``value`` as a float in [0, 1), or in [0, 1] with ``include_one``."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if number and (0.0 <= value < 1.0 or (include_one and value == 1.0)):  # type: ignore[operator]
         return float(value)  # type: ignore[arg-type]
-    raise ValueError(f"{name} must be a number in [0, 1); received {name}={shown(value)}")
+    bracket = "]" if include_one else ")"
+    raise ValueError(f"{name} must be a number in [0, 1{bracket}; received {name}={shown(value)}")
 
 
 def as_numbers(name: str, value: Any) -> np.ndarray:
