@@ -111,10 +111,12 @@ class Operand:
         values = self.values
         if self.layout == "C" or values.ndim == 0:
             return backend.asarray(values.copy())
+        # copy() always copies, where ascontiguousarray would hand back ``values`` itself
+        # for a view that is already contiguous (one row), and the op would write into it
         if self.layout == "F":  # the transpose of a C array of the reversed shape
-            return backend.asarray(np.ascontiguousarray(values.T)).T
+            return backend.asarray(values.T.copy()).T
         if self.layout == "reversed":
-            return backend.asarray(np.ascontiguousarray(values[::-1]))[::-1]
+            return backend.asarray(values[::-1].copy())[::-1]
         # strided: every other entry of the last axis; the gaps hold a value no kernel
         # should ever read (NaN, or an out-of-range index), so reading one shows
         pad = np.nan if values.dtype.kind == "f" else np.iinfo(values.dtype).min
@@ -998,3 +1000,17 @@ def test_minimal_examples_found_by_the_properties(name: str, example: str) -> No
             assert_close(host, want, dtype, what=found.method)
     for operand in written:
         assert_close(outcome.host(operand), outcome.ref[operand], dtype, what="written")
+
+
+@pytest.mark.parametrize("name", backend_params(("numpy", "numba")))
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", [(1, 3), (3, 1), (1, 1), (2, 3)])
+def test_operands_reach_the_backend_as_copies(
+    name: str, layout: str, shape: tuple[int, int]
+) -> None:
+    # CI once caught the F layout of a one-row array handing the drawn values themselves
+    # to an in-place op, so the bound was computed from the op's own result
+    operand = Operand(np.arange(np.prod(shape), dtype=np.float64).reshape(shape), layout)
+    array = operand.on(fastnn.get_backend(name))
+    assert not np.shares_memory(array, operand.values)
+    assert np.array_equal(array, operand.values)
