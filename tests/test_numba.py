@@ -223,6 +223,41 @@ def test_optimizer_state_never_goes_subnormal(name: str) -> None:
     assert np.all(m == 0)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("epsilon", [1e-7, 0.0])
+def test_rmsprop_skips_only_what_the_reference_leaves_alone(
+    name: str, dtype: str, epsilon: float
+) -> None:
+    """Blocks of zero gradient (whole rows, as MNIST's border pixels give) keep their
+    weights bit for bit, and their velocity decays; where 0 / sqrt(v + epsilon) is NaN
+    (v NaN, or v and epsilon 0) the weights become NaN, as in the reference."""
+    from fastnn.kernels.optimizers import ZERO_BLOCK
+
+    backend = fastnn.get_backend(name)
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(3)
+    rows, cols = 7, ZERO_BLOCK + 5  # blocks straddle rows: a zero row alone is no block
+    param = rng.standard_normal((rows, cols)).astype(dt)
+    velocity = np.abs(rng.standard_normal((rows, cols))).astype(dt)
+    grad = rng.standard_normal((rows, cols)).astype(dt)
+    grad[1:4] = 0.0  # rows 1-3: whole blocks of zeros inside
+    grad[2, 40] = -0.0
+    grad[5, 7] = 1e-45 if dt == np.float32 else 5e-324  # one subnormal moves its block
+    velocity[3, 30] = np.nan  # a zero-gradient block with a NaN velocity
+    velocity[2, 60:70] = 0.0  # one with zero velocities: NaN only when epsilon is 0
+    start = param.copy()
+    expected = [a.copy() for a in (param, velocity)]
+    REF.rmsprop_update(expected[0], grad, expected[1], 1e-3, 0.9, epsilon)
+    backend.rmsprop_update(param, grad, velocity, 1e-3, 0.9, epsilon)
+    for got, want in zip((param, velocity), expected, strict=True):
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        _close(np.nan_to_num(got), np.nan_to_num(want), dt)
+    assert np.isnan(param[3, 30]) and np.isnan(param[2, 65]) == (epsilon == 0.0)
+    still = (grad == 0) & ~np.isnan(param)
+    assert still.sum() > 2 * ZERO_BLOCK
+    assert np.array_equal(param[still], start[still])  # bit for bit, not within rounding
+
+
 # ------------------------------------------------------------ infrastructure
 def test_every_kernel_is_cached(name: str) -> None:
     """cache=True on every kernel, so a second process loads machine code, not LLVM IR."""
