@@ -1,0 +1,269 @@
+"""Where a numba `keras` epoch spends the time its matrix products do not take.
+
+    python -m bench.overhead --out bench/results/overhead [--rounds 3]
+
+Three measurements, on the real MNIST ($FASTNN_DATA_DIR), about a minute on a
+2-core machine:
+
+* ``epoch``: the `keras` recipe's epoch on the numba backend with a clock around
+  every backend op it calls (the ops' own time, Python wrappers included), the
+  rest being the training loop's Python; the GEMM floor beside it.
+* ``stream``: the one-pass update kernels on the 784x512 weight, isolated: SGD
+  reads two arrays and writes one, RMSprop reads three and writes two, so their
+  bytes over their time is what one core streams.
+* ``threads``: the same RMSprop update split over the thread pool, as fastnn
+  configures it (OpenMP, passive wait), against the serial kernel.
+
+Writes ``<out>.json`` (every figure) and ``<out>.md`` (the tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+
+import fastnn
+from fastnn.benchmarks import workloads
+from fastnn.datasets import mnist
+from fastnn.kernels import optimizers
+from fastnn.recipes import prepare_mnist
+
+#: the backend ops a keras training step calls
+STEP_OPS = (
+    "take_rows",
+    "matmul",
+    "bias_activation",
+    "sparse_softmax_cross_entropy",
+    "relu_backward",
+    "sum_rows",
+    "rmsprop_update",
+    "count_argmax_matches",
+)
+SHAPE = (784, 512)
+
+
+def _clocked(backend: Any, totals: dict[str, float]) -> Callable[[], None]:
+    """Wrap the step ops of ``backend`` with clocks adding into ``totals``; returns undo."""
+    originals = {name: getattr(backend, name) for name in STEP_OPS}
+
+    def clock(name: str, op: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return op(*args, **kwargs)
+            finally:
+                totals[name] += time.perf_counter() - start
+
+        return timed
+
+    for name, op in originals.items():
+        setattr(backend, name, clock(name, op))
+
+    def undo() -> None:
+        for name in originals:
+            delattr(backend, name)  # the class's method shows through again
+
+    return undo
+
+
+def epoch(rounds: int) -> dict[str, Any]:
+    """Median milliseconds per epoch of each op, the Python rest, and the GEMM floor."""
+    (x, y), _ = prepare_mnist(mnist.load_data(), np.dtype("float32"))
+    epochs = workloads.KerasEpochs("numba", x, y)
+    floor = workloads.gemm_floor(x, preallocated=False)
+    epochs()  # compile, allocate the workspaces
+    backend = fastnn.get_backend("numba")
+    runs: list[dict[str, float]] = []
+    for _ in range(rounds):
+        totals: dict[str, float] = collections.defaultdict(float)
+        undo = _clocked(backend, totals)
+        try:
+            seconds = epochs()
+        finally:
+            undo()
+        start = time.perf_counter()
+        floor()
+        totals["gemm floor"] = time.perf_counter() - start
+        totals["python (the rest)"] = seconds - sum(totals[name] for name in STEP_OPS)
+        totals["epoch"] = seconds
+        runs.append(dict(totals))
+    return {name: 1e3 * float(np.median([run[name] for run in runs])) for name in runs[0]}
+
+
+def _median_us(function: Callable[[], object], repeats: int = 300) -> float:
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1e6 * float(np.median(times))
+
+
+def _arrays() -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(0)
+    param = rng.standard_normal(SHAPE, dtype=np.float32).reshape(-1)
+    grad = 1e-2 * rng.standard_normal(SHAPE, dtype=np.float32).reshape(-1)
+    velocity = np.abs(1e-4 * rng.standard_normal(SHAPE, dtype=np.float32)).reshape(-1)
+    return param, grad, velocity
+
+
+def _scalars() -> tuple[np.float32, ...]:
+    f32 = np.float32
+    return f32(1e-3), f32(0.9), f32(0.1), f32(1e-7), f32(np.finfo(f32).tiny)
+
+
+def stream() -> dict[str, float]:
+    """Microseconds and GB/s of the SGD and RMSprop kernels on one 784x512 weight."""
+    param, grad, velocity = _arrays()
+    rate, rho, one_minus_rho, epsilon, tiny = _scalars()
+    nbytes = param.nbytes
+    sgd = _median_us(lambda: optimizers.sgd(param, grad, rate))
+    rmsprop = _median_us(
+        lambda: optimizers.rmsprop(param, grad, velocity, rate, rho, one_minus_rho, epsilon, tiny)
+    )
+    return {
+        "sgd us": sgd,
+        "sgd GB/s": 3 * nbytes / sgd / 1e3,
+        "rmsprop us": rmsprop,
+        "rmsprop GB/s": 5 * nbytes / rmsprop / 1e3,
+    }
+
+
+@numba.njit(parallel=True, cache=False, fastmath={"nsz", "contract"}, error_model="numpy")
+def _parallel_rmsprop(
+    param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, scalars: tuple, parts: int
+) -> None:
+    size = param.shape[0]
+    for part in numba.prange(parts):
+        lo, hi = part * size // parts, (part + 1) * size // parts
+        optimizers.rmsprop(param[lo:hi], grad[lo:hi], velocity[lo:hi], *scalars)
+
+
+def threads(repeats: int = 300) -> dict[str, Any]:
+    """The RMSprop update on one thread and split over numba's pool, each alone and
+    right after a 128x784x512 BLAS product (as a training step runs it), timed in
+    alternation so a slow spell of the machine touches both alike."""
+    from fastnn.kernels import threads as thread_setup
+
+    thread_setup.configure()
+    param, grad, velocity = _arrays()
+    scalars = _scalars()
+    parts = numba.get_num_threads()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((128, SHAPE[0]), dtype=np.float32)
+    weight = rng.standard_normal(SHAPE, dtype=np.float32)
+    product = np.empty((128, SHAPE[1]), np.float32)
+
+    def serial() -> None:
+        optimizers.rmsprop(param, grad, velocity, *scalars)
+
+    def parallel() -> None:
+        _parallel_rmsprop(param, grad, velocity, scalars, parts)
+
+    def after_product(update: Callable[[], None]) -> Callable[[], None]:
+        def pair() -> None:
+            np.matmul(x, weight, out=product)
+            update()
+
+        return pair
+
+    cases = {
+        "serial us": serial,
+        "parallel us": parallel,
+        "product us": lambda: np.matmul(x, weight, out=product),
+        "product + serial us": after_product(serial),
+        "product + parallel us": after_product(parallel),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for function in cases.values():
+        function()
+    for _ in range(repeats):
+        for name, function in cases.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    result: dict[str, Any] = {name: 1e6 * float(np.median(t)) for name, t in times.items()}
+    return {"threads": parts, "threading layer": numba.threading_layer(), **result}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    run = result["epoch"]
+    floor = run["gemm floor"]
+    rest = run["epoch"] - run["matmul"]
+    lines = [
+        "# Where a numba keras epoch's time goes",
+        "",
+        f"Measured {result['when']} with `{result['command']}`.",
+        "",
+        "| part | ms / epoch | share of the epoch |",
+        "| --- | --- | --- |",
+    ]
+    order = sorted(
+        (name for name in run if name not in ("epoch", "gemm floor")), key=lambda n: -run[n]
+    )
+    for name in order:
+        lines.append(f"| {name} | {run[name]:.1f} | {run[name] / run['epoch']:.0%} |")
+    lines += [
+        f"| **epoch** | {run['epoch']:.1f} | 100% |",
+        "",
+        f"GEMM floor (the five products alone, NumPy's BLAS): {floor:.1f} ms; the epoch is "
+        f"{run['epoch'] / floor:.2f}x it. Everything but the products: {rest:.1f} ms; 1.25x the "
+        f"floor would leave {0.25 * floor:.1f} ms for it.",
+        "",
+        "One-pass update kernels on a 784x512 float32 weight (one core):",
+        "",
+        "| kernel | us | GB/s streamed |",
+        "| --- | --- | --- |",
+    ]
+    s = result["stream"]
+    lines.append(f"| SGD (2 reads, 1 write) | {s['sgd us']:.1f} | {s['sgd GB/s']:.1f} |")
+    lines.append(
+        f"| RMSprop (3 reads, 2 writes) | {s['rmsprop us']:.1f} | {s['rmsprop GB/s']:.1f} |"
+    )
+    t = result["threads"]
+    lines += [
+        "",
+        f"RMSprop on the 784x512 weight, on one thread and split over {t['threads']} "
+        f"({t['threading layer']}, fastnn's threading setup), in alternation:",
+        "",
+        "| | one thread (us) | split (us) |",
+        "| --- | --- | --- |",
+        f"| alone | {t['serial us']:.1f} | {t['parallel us']:.1f} |",
+        f"| after a 128x784x512 BLAS product ({t['product us']:.1f} us alone) | "
+        f"{t['product + serial us']:.1f} | {t['product + parallel us']:.1f} |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__)
+    parser.add_argument("--out", required=True, help="path stem: writes STEM.json and STEM.md")
+    parser.add_argument("--rounds", type=int, default=3, help="epochs timed (default 3)")
+    args = parser.parse_args(argv)
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": f"python -m bench.overhead --out {args.out} --rounds {args.rounds}",
+        "epoch": epoch(args.rounds),
+        "stream": stream(),
+        "threads": threads(),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The epoch breakdown's clocks: they count each op's time and leave the backend as it was."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+from bench.conftest import RUNNABLE
+
+pytestmark = pytest.mark.skipif("numba" not in RUNNABLE, reason="the numba backend cannot run")
+
+
+def test_clocks_count_each_op_and_come_off() -> None:
+    import fastnn
+    from bench import overhead
+
+    backend = fastnn.get_backend("numba")
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    expected = backend.matmul(a, a.T)
+    totals: collections.defaultdict[str, float] = collections.defaultdict(float)
+    undo = overhead._clocked(backend, totals)
+    try:
+        np.testing.assert_array_equal(backend.matmul(a, a.T), expected)
+        backend.sum_rows(a)
+    finally:
+        undo()
+    assert totals["matmul"] > 0 and totals["sum_rows"] > 0
+    assert set(totals) == {"matmul", "sum_rows"}
+    assert not set(overhead.STEP_OPS) & set(vars(backend))  # the class's methods again
+
+
+def test_stream_and_threads_measure_the_update_kernels() -> None:
+    from bench import overhead
+
+    streamed = overhead.stream()
+    assert streamed["rmsprop GB/s"] > 0 and streamed["sgd us"] > 0
+    split = overhead.threads(repeats=3)
+    assert split["threads"] >= 1
+    assert split["product + serial us"] > 0 and split["product + parallel us"] > 0
