@@ -11,6 +11,8 @@ Three measurements, on the real MNIST ($FASTNN_DATA_DIR), about a minute on a
 * ``stream``: the one-pass update kernels on the 784x512 weight, isolated: SGD
   reads two arrays and writes one, RMSprop reads three and writes two, so their
   bytes over their time is what one core streams.
+* ``scratch read``: one read of the `scratch` recipe's 59,000 x 784 input over
+  every core, the least any pass over it can take.
 * ``threads``: the same RMSprop update split over the thread pool, as fastnn
   configures it (OpenMP, passive wait), against the serial kernel.
 
@@ -48,6 +50,7 @@ STEP_OPS = (
     "count_argmax_matches",
 )
 SHAPE = (784, 512)
+SCRATCH_INPUT = (59_000, 784)
 
 
 def _clocked(backend: Any, totals: dict[str, float]) -> Callable[[], None]:
@@ -136,6 +139,22 @@ def stream() -> dict[str, float]:
         "rmsprop us": rmsprop,
         "rmsprop GB/s": 5 * nbytes / rmsprop / 1e3,
     }
+
+
+@numba.njit(parallel=True, cache=False, fastmath=True)
+def _read(values: np.ndarray) -> float:
+    total = 0.0
+    for i in numba.prange(values.shape[0]):
+        total += values[i]
+    return total
+
+
+def scratch_input_read() -> dict[str, float]:
+    """Milliseconds and GB/s of one read of the scratch recipe's input (59,000 x 784
+    float32), split over the thread pool: a lower bound for any pass over it."""
+    values = np.random.default_rng(2).random(SCRATCH_INPUT[0] * SCRATCH_INPUT[1], np.float32)
+    ms = _median_us(lambda: _read(values), repeats=10) / 1e3
+    return {"MB": values.nbytes / 1e6, "ms": ms, "GB/s": values.nbytes / ms / 1e6}
 
 
 @numba.njit(parallel=True, cache=False, fastmath={"nsz", "contract"}, error_model="numpy")
@@ -229,6 +248,14 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append(
         f"| RMSprop (3 reads, 2 writes) | {s['rmsprop us']:.1f} | {s['rmsprop GB/s']:.1f} |"
     )
+    r = result["scratch read"]
+    floor = 2 * 500 * r["ms"] / 1e3
+    lines += [
+        "",
+        f"One read of the scratch recipe's input ({r['MB']:.0f} MB, float32) over every core: "
+        f"{r['ms']:.1f} ms, {r['GB/s']:.1f} GB/s. Each iteration reads it at least twice "
+        f"(x @ W1, then x.T @ dz), so 500 iterations take at least {floor:.1f} s.",
+    ]
     t = result["threads"]
     lines += [
         "",
@@ -255,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": f"python -m bench.overhead --out {args.out} --rounds {args.rounds}",
         "epoch": epoch(args.rounds),
         "stream": stream(),
+        "scratch read": scratch_input_read(),
         "threads": threads(),
     }
     out = Path(args.out)

@@ -39,3 +39,12 @@ def test_stream_and_threads_measure_the_update_kernels() -> None:
     split = overhead.threads(repeats=3)
     assert split["threads"] >= 1
     assert split["product + serial us"] > 0 and split["product + parallel us"] > 0
+
+
+def test_scratch_read_reports_its_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import overhead
+
+    monkeypatch.setattr(overhead, "SCRATCH_INPUT", (100, 784))  # small in CI
+    read = overhead.scratch_input_read()
+    assert read["MB"] == pytest.approx(100 * 784 * 4 / 1e6)
+    assert read["GB/s"] == pytest.approx(read["MB"] / read["ms"])
