@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import hypothesis
 import numpy as np
 import pytest
 
@@ -15,11 +14,20 @@ from fastnn.backends import BACKEND_NAMES, available_backends
 
 _STATUS = {info.name: info for info in available_backends()}
 
-# CI decides on one run, so there hypothesis draws the same examples every time; anywhere
-# else each run draws new ones and keeps exploring. Loaded here, before the test modules
-# build their settings, which inherit from the profile.
-hypothesis.settings.register_profile("ci", derandomize=True)
-hypothesis.settings.load_profile(os.environ.get("FASTNN_HYPOTHESIS_PROFILE", "default"))
+
+def _load_hypothesis_profile() -> None:
+    """CI decides on one run, so there hypothesis draws the same examples every time;
+    anywhere else each run draws new ones and keeps exploring. Loaded here, before the
+    test modules build their settings, which inherit from the profile."""
+    try:
+        import hypothesis
+    except ImportError:  # the property tests skip themselves without it
+        return
+    hypothesis.settings.register_profile("ci", derandomize=True)
+    hypothesis.settings.load_profile(os.environ.get("FASTNN_HYPOTHESIS_PROFILE", "default"))
+
+
+_load_hypothesis_profile()
 
 
 def backend_params(names: tuple[str, ...] = BACKEND_NAMES) -> list[Any]:
