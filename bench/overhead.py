@@ -33,10 +33,15 @@ import numba
 import numpy as np
 
 import fastnn
-from fastnn.benchmarks import workloads
+from fastnn.benchmarks import timing, workloads
 from fastnn.datasets import mnist
 from fastnn.kernels import optimizers
+from fastnn.kernels import threads as thread_setup
 from fastnn.recipes import prepare_mnist
+
+# fastnn's threading setup (passive OpenMP waiting) must be in place before the first
+# parallel kernel loads OpenMP, whichever of the measurements below runs first
+thread_setup.configure()
 
 #: the backend ops a keras training step calls
 STEP_OPS = (
@@ -92,23 +97,15 @@ def epoch(rounds: int) -> dict[str, Any]:
             seconds = epochs()
         finally:
             undo()
-        start = time.perf_counter()
-        floor()
-        totals["gemm floor"] = time.perf_counter() - start
+        totals["gemm floor"] = timing.seconds(floor)
         totals["python (the rest)"] = seconds - sum(totals[name] for name in STEP_OPS)
         totals["epoch"] = seconds
         runs.append(dict(totals))
     return {name: 1e3 * float(np.median([run[name] for run in runs])) for name in runs[0]}
 
 
-def _median_us(function: Callable[[], object], repeats: int = 300) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return 1e6 * float(np.median(times))
+def _median_us(work: Callable[[], object], repeats: int = 300) -> float:
+    return 1e6 * timing.measure(work, repeat=repeats).median
 
 
 def _arrays() -> tuple[np.ndarray, ...]:
@@ -153,7 +150,11 @@ def scratch_input_read() -> dict[str, float]:
     """Milliseconds and GB/s of one read of the scratch recipe's input (59,000 x 784
     float32), split over the thread pool: a lower bound for any pass over it."""
     values = np.random.default_rng(2).random(SCRATCH_INPUT[0] * SCRATCH_INPUT[1], np.float32)
-    ms = _median_us(lambda: _read(values), repeats=10) / 1e3
+
+    def read() -> None:  # a work returning a float would be taken for its own seconds
+        _read(values)
+
+    ms = _median_us(read, repeats=10) / 1e3
     return {"MB": values.nbytes / 1e6, "ms": ms, "GB/s": values.nbytes / ms / 1e6}
 
 
@@ -171,9 +172,6 @@ def threads(repeats: int = 300) -> dict[str, Any]:
     """The RMSprop update on one thread and split over numba's pool, each alone and
     right after a 128x784x512 BLAS product (as a training step runs it), timed in
     alternation so a slow spell of the machine touches both alike."""
-    from fastnn.kernels import threads as thread_setup
-
-    thread_setup.configure()
     param, grad, velocity = _arrays()
     scalars = _scalars()
     parts = numba.get_num_threads()
@@ -202,15 +200,8 @@ def threads(repeats: int = 300) -> dict[str, Any]:
         "product + serial us": after_product(serial),
         "product + parallel us": after_product(parallel),
     }
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for function in cases.values():
-        function()
-    for _ in range(repeats):
-        for name, function in cases.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    result: dict[str, Any] = {name: 1e6 * float(np.median(t)) for name, t in times.items()}
+    timings = timing.interleaved(cases, rounds=repeats)
+    result: dict[str, Any] = {name: 1e6 * t.median for name, t in timings.items()}
     return {"threads": parts, "threading layer": numba.threading_layer(), **result}
 
 

@@ -101,12 +101,11 @@ def _check_all_finite(name: str, array: np.ndarray) -> None:
     if all(np.isfinite(rows[i : i + step]).all() for i in range(0, len(rows), step)):
         return
     finite = np.isfinite(array)
-    if not finite.all():
-        bad = int(array.size - np.count_nonzero(finite))
-        raise ValueError(
-            f"{name} contains {bad} NaN or infinite value(s) (first at {_first_bad(~finite)}); "
-            f"clean or impute them before training"
-        )
+    bad = int(array.size - np.count_nonzero(finite))
+    raise ValueError(
+        f"{name} contains {bad} NaN or infinite value(s) (first at {_first_bad(~finite)}); "
+        f"clean or impute them before training"
+    )
 
 
 def as_features(
