@@ -157,7 +157,9 @@ def test_optimizer_update_properties(name: str, data: Any, dtype: type, optimize
 # ------------------------------------------------------------------- matmul
 @pytest.mark.parametrize("path", ["blas", "own"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 7, 3), (5, 3, 1), (7, 13, 9), (65, 300, 33)])
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 1), (1, 7, 3), (5, 3, 1), (7, 13, 9), (10, 27, 10), (65, 300, 33)]
+)
 def test_matmul_paths_agree(name: str, path: str, dtype: str, shape: tuple[int, int, int]) -> None:
     from fastnn.kernels import matmul
 
