@@ -16,7 +16,8 @@ Four measurements, on the real MNIST ($FASTNN_DATA_DIR), about a minute on a
   two products with the input, over the whole batch as the backend runs them and
   sharing one read of the input slice by slice.
 * ``threads``: the same RMSprop update split over the thread pool, as fastnn
-  configures it (OpenMP, passive wait), against the serial kernel.
+  configures it (OpenMP, passive wait) and, in a child process, with threads
+  that spin between kernels (active wait), against the serial kernel.
 
 Writes ``<out>.json`` (every figure) and ``<out>.md`` (the tables).
 """
@@ -26,6 +27,9 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -248,8 +252,8 @@ def _parallel_rmsprop(
 
 def threads(repeats: int = 300) -> dict[str, Any]:
     """The RMSprop update on one thread and split over numba's pool, each alone and
-    right after a 128x784x512 BLAS product (as a training step runs it), timed in
-    alternation so a slow spell of the machine touches both alike."""
+    right after a 128x784x512 BLAS product (as a training step runs it). Each case
+    is timed in a run of its own, so "alone" means no BLAS product just before."""
     param, grad, velocity = _arrays()
     scalars = _scalars()
     parts = numba.get_num_threads()
@@ -264,9 +268,12 @@ def threads(repeats: int = 300) -> dict[str, Any]:
     def parallel() -> None:
         _parallel_rmsprop(param, grad, velocity, scalars, parts)
 
+    def blas_product() -> None:
+        np.matmul(x, weight, out=product)
+
     def after_product(update: Callable[[], None]) -> Callable[[], None]:
         def pair() -> None:
-            np.matmul(x, weight, out=product)
+            blas_product()
             update()
 
         return pair
@@ -274,19 +281,48 @@ def threads(repeats: int = 300) -> dict[str, Any]:
     cases = {
         "serial us": serial,
         "parallel us": parallel,
-        "product us": lambda: np.matmul(x, weight, out=product),
+        "product us": blas_product,
         "product + serial us": after_product(serial),
         "product + parallel us": after_product(parallel),
     }
-    timings = timing.interleaved(cases, rounds=repeats)
-    result: dict[str, Any] = {name: 1e6 * t.median for name, t in timings.items()}
-    return {"threads": parts, "threading layer": numba.threading_layer(), **result}
+    result: dict[str, Any] = {name: _median_us(work, repeats) for name, work in cases.items()}
+    return {
+        "threads": parts,
+        "threading layer": numba.threading_layer(),
+        "wait policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        **result,
+    }
+
+
+def threads_waiting(policy: str, repeats: int = 300) -> dict[str, Any]:
+    """:func:`threads` in a child process whose OpenMP threads wait by ``policy``.
+
+    OpenMP reads its wait policy once, when it loads, so another policy needs
+    another process. With "ACTIVE", threads spin between parallel kernels instead
+    of sleeping: launches are cheap, but the spinning takes the cores from BLAS.
+    """
+    code = (
+        f"import json; from bench import overhead; print(json.dumps(overhead.threads({repeats})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "OMP_WAIT_POLICY": policy},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the {policy} child process failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
 
 
 def markdown(result: dict[str, Any]) -> str:
     run = result["epoch"]
     floor = run["gemm floor"]
     rest = run["epoch"] - run["matmul"]
+    ops = sum(run[name] for name in STEP_OPS if name != "matmul")
     lines = [
         "# Where a numba keras epoch's time goes",
         "",
@@ -305,7 +341,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"GEMM floor (the five products alone, NumPy's BLAS): {floor:.1f} ms; the epoch is "
         f"{run['epoch'] / floor:.2f}x it. Everything but the products: {rest:.1f} ms; 1.25x the "
-        f"floor would leave {0.25 * floor:.1f} ms for it.",
+        f"floor would leave {0.25 * floor:.1f} ms for it. Were every op but the products "
+        f"twice as fast (split over two cores, waking the threads for free), it would still "
+        f"take {rest - ops / 2:.1f} ms.",
         "",
         "One-pass update kernels on a 784x512 float32 weight (one core):",
         "",
@@ -340,16 +378,20 @@ def markdown(result: dict[str, Any]) -> str:
         f"alone: {p['one read GMAC/s']:.0f} GMAC/s over the cores.",
     ]
     t = result["threads"]
+    active = result["threads, active waiting"]
     lines += [
         "",
         f"RMSprop on the 784x512 weight, on one thread and split over {t['threads']} "
-        f"({t['threading layer']}, fastnn's threading setup), in alternation:",
+        f"({t['threading layer']}): with fastnn's setup (threads sleep between kernels, "
+        f"OMP_WAIT_POLICY={t['wait policy']}) and with threads that spin instead "
+        f"(OMP_WAIT_POLICY={active['wait policy']}, in a process of its own):",
         "",
-        "| | one thread (us) | split (us) |",
-        "| --- | --- | --- |",
-        f"| alone | {t['serial us']:.1f} | {t['parallel us']:.1f} |",
+        "| | one thread (us) | split, sleeping (us) | split, spinning (us) |",
+        "| --- | --- | --- | --- |",
+        f"| alone | {t['serial us']:.1f} | {t['parallel us']:.1f} | {active['parallel us']:.1f} |",
         f"| after a 128x784x512 BLAS product ({t['product us']:.1f} us alone) | "
-        f"{t['product + serial us']:.1f} | {t['product + parallel us']:.1f} |",
+        f"{t['product + serial us']:.1f} | {t['product + parallel us']:.1f} | "
+        f"{active['product + parallel us']:.1f} |",
         "",
     ]
     return "\n".join(lines)
@@ -368,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "scratch read": scratch_input_read(),
         "scratch products": scratch_products(),
         "threads": threads(),
+        "threads, active waiting": threads_waiting("ACTIVE"),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,50 @@ def test_stream_and_threads_measure_the_update_kernels() -> None:
     assert split["product + serial us"] > 0 and split["product + parallel us"] > 0
 
 
+def test_threads_waiting_runs_in_a_child_with_that_policy() -> None:
+    from bench import overhead
+
+    spinning = overhead.threads_waiting("ACTIVE", repeats=3)
+    assert spinning["wait policy"] == "ACTIVE"
+    assert spinning["parallel us"] > 0 and spinning["product + parallel us"] > 0
+
+
+def test_markdown_bounds_the_rest_with_every_op_twice_as_fast() -> None:
+    from bench import overhead
+
+    run = dict.fromkeys(overhead.STEP_OPS, 10.0)  # 7 ops but matmul: 70 ms
+    run.update({"matmul": 400.0, "python (the rest)": 30.0, "gemm floor": 380.0})
+    run["epoch"] = 500.0  # 400 + 70 + 30
+    threads = {
+        "threads": 2,
+        "threading layer": "omp",
+        "wait policy": "PASSIVE",
+        **dict.fromkeys(["serial us", "parallel us", "product us", "product + serial us"], 1.0),
+        "product + parallel us": 1.0,
+    }
+    result = {
+        "when": "now",
+        "command": "cmd",
+        "epoch": run,
+        "stream": dict.fromkeys(["sgd us", "sgd GB/s", "rmsprop us", "rmsprop GB/s"], 1.0),
+        "scratch read": {"MB": 1.0, "ms": 1.0, "GB/s": 1.0},
+        "scratch products": {
+            **dict.fromkeys(
+                ["x @ W1 ms", "x.T @ dz ms", "whole batch ms", "one read ms", "one read GMAC/s"],
+                1.0,
+            ),
+            "one read chunk": 8,
+        },
+        "threads": threads,
+        "threads, active waiting": {**threads, "wait policy": "ACTIVE"},
+    }
+    text = overhead.markdown(result)
+    assert "Everything but the products: 100.0 ms" in text
+    assert "1.25x the floor would leave 95.0 ms" in text
+    assert "it would still take 65.0 ms" in text  # 100 - 70 / 2
+    assert "OMP_WAIT_POLICY=ACTIVE" in text
+
+
 def test_scratch_read_reports_its_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench import overhead
 
