@@ -318,6 +318,11 @@ def threads_waiting(policy: str, repeats: int = 300) -> dict[str, Any]:
     return result
 
 
+def _waiting(threads: dict[str, Any]) -> str:
+    """How the pool's threads wait between kernels, as a table header says it."""
+    return "spinning" if threads["wait policy"].upper() == "ACTIVE" else "sleeping"
+
+
 def markdown(result: dict[str, Any]) -> str:
     run = result["epoch"]
     floor = run["gemm floor"]
@@ -382,11 +387,11 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"RMSprop on the 784x512 weight, on one thread and split over {t['threads']} "
-        f"({t['threading layer']}): with fastnn's setup (threads sleep between kernels, "
-        f"OMP_WAIT_POLICY={t['wait policy']}) and with threads that spin instead "
-        f"(OMP_WAIT_POLICY={active['wait policy']}, in a process of its own):",
+        f"({t['threading layer']}), with OMP_WAIT_POLICY={t['wait policy']} (this "
+        f"process's; fastnn sets PASSIVE unless the user set it) and, in a process of its "
+        f"own, with OMP_WAIT_POLICY={active['wait policy']}:",
         "",
-        "| | one thread (us) | split, sleeping (us) | split, spinning (us) |",
+        f"| | one thread (us) | split, {_waiting(t)} (us) | split, {_waiting(active)} (us) |",
         "| --- | --- | --- | --- |",
         f"| alone | {t['serial us']:.1f} | {t['parallel us']:.1f} | {active['parallel us']:.1f} |",
         f"| after a 128x784x512 BLAS product ({t['product us']:.1f} us alone) | "

@@ -83,6 +83,7 @@ def test_markdown_bounds_the_rest_with_every_op_twice_as_fast() -> None:
     assert "1.25x the floor would leave 95.0 ms" in text
     assert "it would still take 65.0 ms" in text  # 100 - 70 / 2
     assert "OMP_WAIT_POLICY=ACTIVE" in text
+    assert "| | one thread (us) | split, sleeping (us) | split, spinning (us) |" in text
 
 
 def test_scratch_read_reports_its_rate(monkeypatch: pytest.MonkeyPatch) -> None:
