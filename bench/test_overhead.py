@@ -59,8 +59,16 @@ def test_markdown_bounds_the_rest_with_every_op_twice_as_fast() -> None:
         "threads": 2,
         "threading layer": "omp",
         "wait policy": "PASSIVE",
-        **dict.fromkeys(["serial us", "parallel us", "product us", "product + serial us"], 1.0),
-        "product + parallel us": 1.0,
+        **dict.fromkeys(
+            [
+                "serial us",
+                "parallel us",
+                "product us",
+                "product + serial us",
+                "product + parallel us",
+            ],
+            1.0,
+        ),
     }
     result = {
         "when": "now",
