@@ -25,13 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.child import call_in_child
 
 MIB = 1 << 20
 #: growth from epoch 2 to the last that still counts as steady (allocator noise)
@@ -132,19 +133,6 @@ def measure_large(backend: str, rows: int) -> dict[str, Any]:
     }
 
 
-def _in_fresh_process(kind: str, backend: str, size: int) -> dict[str, Any]:
-    """Run one measurement in a new interpreter (its peak RSS is its own)."""
-    code = (
-        "import json, sys; from bench import memory; "
-        f"print(json.dumps(memory.measure_{kind}({backend!r}, {size})))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"memory.measure_{kind}({backend!r}) failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 def markdown(results: list[dict[str, Any]], command: str) -> str:
     """The two tables of a memory run."""
     steady = [r for r in results if r["kind"] == "steady"]
@@ -197,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = []
     for backend in args.backends.split(","):
-        results.append(_in_fresh_process("steady", backend, args.epochs))
-        results.append(_in_fresh_process("large", backend, args.rows))
+        results.append(call_in_child("memory", f"measure_steady({backend!r}, {args.epochs})"))
+        results.append(call_in_child("memory", f"measure_large({backend!r}, {args.rows})"))
         print(
             json.dumps({k: v for k, v in results[-2].items() if k not in ("rss_mib", "peak_mib")})
         )

@@ -28,8 +28,6 @@ import argparse
 import collections
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +37,7 @@ import numba
 import numpy as np
 
 import fastnn
+from bench.child import call_in_child
 from fastnn.benchmarks import timing, workloads
 from fastnn.datasets import mnist
 from fastnn.kernels import matmul, optimizers
@@ -301,21 +300,8 @@ def threads_waiting(policy: str, repeats: int = 300) -> dict[str, Any]:
     another process. With "ACTIVE", threads spin between parallel kernels instead
     of sleeping: launches are cheap, but the spinning takes the cores from BLAS.
     """
-    code = (
-        f"import json; from bench import overhead; print(json.dumps(overhead.threads({repeats})))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "OMP_WAIT_POLICY": policy},
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the {policy} child process failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    environment = {**os.environ, "OMP_WAIT_POLICY": policy}
+    return call_in_child("overhead", f"threads({repeats})", environment)
 
 
 def _waiting(threads: dict[str, Any]) -> str:
