@@ -41,8 +41,9 @@ from fastnn.callbacks import (
 )
 from fastnn.config import set_random_seed
 from fastnn.interrupts import TrainingInterrupted
-from fastnn.models import Sequential, TrainingDivergedError
+from fastnn.models import Sequential
 from fastnn.saving import load_model
+from fastnn.training import TrainingDivergedError
 
 __version__ = "0.1.0"
 

@@ -59,6 +59,14 @@ class Workspace:
             array = self._arrays[key] = self.backend.empty(tuple(shape), dtype)
         return array
 
+    def only(self, name: str, shape: tuple[int, ...], dtype: Any) -> Array:
+        """Like :meth:`get`, but keeping one array of that name: one of another shape or
+        dtype is dropped (for arrays the size of a data set)."""
+        key = (name, tuple(shape), np.dtype(dtype).str)
+        for other in [k for k in self._arrays if k[0] == name and k != key]:
+            del self._arrays[other]
+        return self.get(name, shape, dtype)
+
 
 class Layer:
     """Base class of every layer."""
@@ -208,6 +216,7 @@ class Dense(_ActivatedLayer):
             "bias": regularizers.get(bias_regularizer),
         }
         self._x: Array = None  # input of the last training forward
+        self._bias_in_loss = False  # whether the last training forward left the bias to the loss
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(input_shape) != 1:
@@ -232,25 +241,37 @@ class Dense(_ActivatedLayer):
             self.params["bias"] = self.bias_initializer(backend, shapes["bias"], dtype, rng)
         self.grads = {key: backend.zeros(shape, dtype) for key, shape in shapes.items()}
 
-    def forward(self, x: Array, training: bool = False, skip_activation: bool = False) -> Array:
+    def forward(
+        self,
+        x: Array,
+        training: bool = False,
+        skip_activation: bool = False,
+        skip_bias: bool = False,
+    ) -> Array:
+        """(B, in) -> (B, units). ``skip_bias`` (with ``skip_activation``) leaves the bias to
+        a fused loss, which then adds it and writes its gradient: the model asks for that
+        only of its last layer."""
         ops = self.ops
         activation = "linear" if skip_activation else self.activation
         out = self._buffer("y", (x.shape[0], self.units)) if training else None
         z = ops.matmul(x, self.params["kernel"], out=out)  # (B, units)
-        if self.use_bias:
+        if self.use_bias and not skip_bias:
             y = ops.bias_activation(z, self.params["bias"], activation, out=z)
         else:
             y = ops.activation(z, activation, out=z)
         if training:
             self._x, self._y, self._applied = x, y, activation
+            self._bias_in_loss = skip_bias
         return y
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         ops = self.ops
-        dz = ops.activation_backward(dy, self._y, self._applied, out=dy)  # (B, units)
+        if self.use_bias and not self._bias_in_loss:  # dz and its column sums in one pass
+            bias_grad = self.grads["bias"]  # (units,)
+            dz = ops.bias_activation_backward(dy, self._y, self._applied, bias_grad, out=dy)
+        else:
+            dz = ops.activation_backward(dy, self._y, self._applied, out=dy)  # (B, units)
         ops.matmul(self._x, dz, transpose_a=True, out=self.grads["kernel"])  # (in, units)
-        if self.use_bias:
-            ops.sum_rows(dz, out=self.grads["bias"])  # (units,)
         if not need_input_grad:
             return None
         dx = self._buffer("dx", self._x.shape)  # (B, in)

@@ -25,6 +25,8 @@ class Loss:
     target_kind: ClassVar[str] = "dense"
     #: the output activation this loss takes the logits of (None: takes outputs as they are)
     folds_activation: ClassVar[str | None] = None
+    #: the backend's fused loss (a name of fastnn.backends.base.LOSSES)
+    op: ClassVar[str]
 
     def __init__(self, from_logits: bool = False) -> None:
         self.from_logits = bool(from_logits)
@@ -37,10 +39,19 @@ class Loss:
         return "linear" if self.from_logits else self.folds_activation
 
     def __call__(
-        self, backend: Backend, outputs: Array, targets: Array, grad_out: Array | None = None
+        self,
+        backend: Backend,
+        outputs: Array,
+        targets: Array,
+        grad_out: Array | None = None,
+        **step: Any,
     ) -> tuple[Scalar, Array]:
-        """(mean loss, gradient w.r.t. ``outputs``). outputs (B, K); targets per ``target_kind``."""
-        raise NotImplementedError
+        """(mean loss, gradient w.r.t. ``outputs``). outputs (B, K); targets per ``target_kind``.
+
+        ``step`` holds what a training step adds around the loss (the last layer's bias,
+        the pass's totals, the accuracy count): see ``Backend.loss_and_gradient``.
+        """
+        return backend.loss_and_gradient(self.op, outputs, targets, grad_out, **step)
 
     def get_config(self) -> dict[str, Any]:
         return {"from_logits": self.from_logits} if self.folds_activation else {}
@@ -52,11 +63,7 @@ class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
     target_kind = "sparse"
     folds_activation = "softmax"
-
-    def __call__(
-        self, backend: Backend, outputs: Array, targets: Array, grad_out: Array | None = None
-    ) -> tuple[Scalar, Array]:
-        return backend.sparse_softmax_cross_entropy(outputs, targets, grad_out)
+    op = "sparse_softmax_cross_entropy"
 
 
 class CategoricalCrossentropy(Loss):
@@ -64,11 +71,7 @@ class CategoricalCrossentropy(Loss):
 
     name = "categorical_crossentropy"
     folds_activation = "softmax"
-
-    def __call__(
-        self, backend: Backend, outputs: Array, targets: Array, grad_out: Array | None = None
-    ) -> tuple[Scalar, Array]:
-        return backend.softmax_cross_entropy(outputs, targets, grad_out)
+    op = "softmax_cross_entropy"
 
 
 class BinaryCrossentropy(Loss):
@@ -76,25 +79,17 @@ class BinaryCrossentropy(Loss):
 
     name = "binary_crossentropy"
     folds_activation = "sigmoid"
-
-    def __call__(
-        self, backend: Backend, outputs: Array, targets: Array, grad_out: Array | None = None
-    ) -> tuple[Scalar, Array]:
-        return backend.sigmoid_binary_cross_entropy(outputs, targets, grad_out)
+    op = "sigmoid_binary_cross_entropy"
 
 
 class MeanSquaredError(Loss):
     """Mean of squared differences over every output, for regression."""
 
     name = "mean_squared_error"
+    op = "mean_squared_error"
 
     def __init__(self) -> None:
         super().__init__(from_logits=False)
-
-    def __call__(
-        self, backend: Backend, outputs: Array, targets: Array, grad_out: Array | None = None
-    ) -> tuple[Scalar, Array]:
-        return backend.mean_squared_error(outputs, targets, grad_out)
 
 
 _CLASSES: dict[str, type[Loss]] = {

@@ -13,6 +13,7 @@ once, mini-batches are gathered there, and only scalars come back.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -25,10 +26,19 @@ from fastnn import losses as losses_module
 from fastnn import metrics as metrics_module
 from fastnn import optimizers as optimizers_module
 from fastnn.backends import Array, Backend, Scalar, get_backend
+from fastnn.backends.base import LAST_LOSS
 from fastnn.callbacks import Callback, History, ProgressLogger
 from fastnn.config import check_seed, make_rng, resolve_dtype
 from fastnn.interrupts import DeferredInterrupt, TrainingInterrupted
-from fastnn.layers import Layer, Workspace, _ActivatedLayer, from_config
+from fastnn.layers import Dense, Layer, Workspace, _ActivatedLayer, from_config
+from fastnn.training import (
+    DeviceData,
+    Head,
+    PassState,
+    Step,
+    correct_count,
+    finish_pass,
+)
 from fastnn.validation import (
     as_features,
     as_labels,
@@ -52,32 +62,6 @@ METRIC_NAMES = {
 }
 CONFUSION_METRICS = ("precision", "recall", "f1")
 DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite.
-
-    On the CPU backends the weights are those before the failing step. An
-    asynchronous (GPU) backend reads its losses back once per epoch, so there
-    the error names the first failing step but the epoch has run to its end.
-    """
-
-
-def _check_finite(
-    losses: list[tuple[float, int]], epoch: int, first_step: int, after_epoch: bool = False
-) -> None:
-    """Raise TrainingDivergedError at the first non-finite (loss, rows) of a run of steps."""
-    for offset, (value, _) in enumerate(losses):
-        if not math.isfinite(value):
-            when = (
-                "; found at the end of that epoch (the GPU backend checks once per epoch)"
-                if after_epoch
-                else "; training stopped before applying that step"
-            )
-            raise TrainingDivergedError(
-                f"the loss became {value} at epoch {epoch + 1}, step {first_step + offset + 1}"
-                f"{when}. Lower the learning rate or check the data"
-            )
 
 
 def _batch_size(value: int | None) -> int:
@@ -141,6 +125,7 @@ class Sequential:
         self.history: History | None = None
         self.stop_training = False
         self._workspace: Workspace | None = None
+        self._epoch = self._step = 0  # where fit is, for its error messages
         for layer in layers or []:
             self.add(layer)
 
@@ -356,7 +341,7 @@ class Sequential:
         callbacks: Sequence[Callback] | None = None,
     ) -> History:
         """Train for ``epochs`` passes over (x, y); returns the History of per-epoch logs."""
-        optimizer, loss = self._require_compiled("fit")
+        optimizer, _ = self._require_compiled("fit")
         epochs = check_int("epochs", epochs, 0)
         batch_size = _batch_size(batch_size)
         validation_split = check_fraction("validation_split", validation_split)
@@ -388,13 +373,13 @@ class Sequential:
             val = None
 
         backend = self._on_active_backend()
-        data = _DeviceData(backend, x_all, y_all, acc_all)
-        val_data = None if val is None else _DeviceData(backend, *val)
+        assert self._workspace is not None
+        workspace = self._workspace
         history = History()
         self.history = history
         hooks = [history, *([ProgressLogger()] if verbose else []), *(callbacks or [])]
-        steps = math.ceil(data.n / batch_size)
-        params = {"epochs": epochs, "steps": steps, "samples": data.n, "batch_size": batch_size}
+        steps = math.ceil(len(x_all) / batch_size)
+        params = {"epochs": epochs, "steps": steps, "samples": len(x_all), "batch_size": batch_size}
         for hook in hooks:
             hook.set_model(self)
             hook.set_params(params)
@@ -403,20 +388,24 @@ class Sequential:
         for hook in hooks:
             hook.on_train_begin()
         try:
-            with DeferredInterrupt() as interrupt:
-                self._fit_epochs(
-                    backend,
-                    optimizer,
-                    loss,
-                    data,
-                    val_data,
-                    epochs,
-                    batch_size,
-                    shuffle,
-                    rng,
-                    hooks,
-                    interrupt,
+            with DeferredInterrupt() as interrupt, backend.training_stream():
+                data = DeviceData(backend, workspace, "train", x_all, y_all, acc_all)
+                val_data = None if val is None else DeviceData(backend, workspace, "val", *val)
+                order = workspace.only("order", (data.n,), np.int64) if shuffle else None
+                step = Step(
+                    model=self,
+                    backend=backend,
+                    optimizer=optimizer,
+                    data=data,
+                    order=order,
+                    state=PassState(backend, workspace, "train"),
+                    head=self._head(),
+                    batch_size=batch_size,
+                    params=[],
+                    grads=[],
                 )
+                val_state = None if val_data is None else PassState(backend, workspace, "val")
+                self._fit_epochs(step, val_data, val_state, epochs, rng, hooks, interrupt)
         finally:
             for hook in hooks:
                 hook.on_train_end()
@@ -424,14 +413,10 @@ class Sequential:
 
     def _fit_epochs(
         self,
-        backend: Backend,
-        optimizer: optimizers_module.Optimizer,
-        loss: losses_module.Loss,
-        data: _DeviceData,
-        val_data: _DeviceData | None,
+        step: Step,
+        val_data: DeviceData | None,
+        val_state: PassState | None,
         epochs: int,
-        batch_size: int,
-        shuffle: bool,
         rng: np.random.Generator,
         hooks: list[Callback],
         interrupt: DeferredInterrupt,
@@ -442,12 +427,11 @@ class Sequential:
                 raise self._interrupted(f"after epoch {epoch} of {epochs}")
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
-            learning_rate = optimizer.learning_rate  # hooks may change it between epochs
-            logs = self._train_epoch(
-                backend, optimizer, loss, data, batch_size, shuffle, rng, epoch, hooks, interrupt
-            )
+            learning_rate = step.optimizer.learning_rate  # hooks may change it between epochs
+            logs = self._train_epoch(step, rng, epoch, hooks, interrupt)
             if val_data is not None:
-                val_logs = self._evaluate_data(backend, loss, val_data, batch_size)
+                assert val_state is not None
+                val_logs = self._evaluate_data(step.backend, val_data, step.batch_size, val_state)
                 logs.update({f"val_{key}": value for key, value in val_logs.items()})
             logs["learning_rate"] = learning_rate
             for hook in hooks:
@@ -465,21 +449,17 @@ class Sequential:
 
     def _train_epoch(
         self,
-        backend: Backend,
-        optimizer: optimizers_module.Optimizer,
-        loss_fn: losses_module.Loss,
-        data: _DeviceData,
-        batch_size: int,
-        shuffle: bool,
+        step: Step,
         rng: np.random.Generator,
         epoch: int,
         hooks: list[Callback],
         interrupt: DeferredInterrupt,
     ) -> dict[str, float]:
-        assert self._workspace is not None
-        params = [p for layer in self.layers for p in layer.params.values()]
-        grads = [g for layer in self.layers for g in layer.grads.values()]
-        order = backend.asarray(rng.permutation(data.n)) if shuffle else None
+        backend, data = step.backend, step.data
+        step.refresh()
+        step.state.reset()
+        if step.order is not None:
+            backend.copy_from_host(step.order, rng.permutation(data.n))
         # Reading a loss back makes a GPU wait, so hooks that want every step's loss
         # are the only reason to read it per step on an asynchronous backend.
         step_hooks = [
@@ -487,46 +467,73 @@ class Sequential:
             for hook in hooks
             if type(hook).on_train_batch_end is not Callback.on_train_batch_end
         ]
-        losses: list[tuple[Scalar, int]] = []  # (mean loss, rows) per step
         tally = _MetricTally(self, backend)
-        for step, start in enumerate(range(0, data.n, batch_size)):
+        steps = math.ceil(data.n / step.batch_size)
+        for i in range(steps):
+            self._epoch, self._step = epoch, i
             for hook in hooks:
-                hook.on_train_batch_begin(step)
-            stop = min(start + batch_size, data.n)
-            xb, yb, metric_yb = data.batch(start, stop, order, self._workspace)
-            loss, outputs = self._forward_backward(backend, loss_fn, xb, yb)
-            if backend.synchronous:  # the check costs nothing here: before the update
-                loss = float(loss)
-                _check_finite([(loss, stop - start)], epoch, first_step=step)
-            losses.append((loss, stop - start))
-            if metric_yb is not None:
-                tally.add(outputs, metric_yb)
-            optimizer.apply(backend, params, grads)
+                hook.on_train_batch_begin(i)
+            rows = min(step.batch_size, data.n - i * step.batch_size)
+            key = step.key(rows) if backend.replays_steps else None
+            backend.run_step(functools.partial(step.run, rows), key)
+            if tally.confusion is not None:  # such steps are never replayed: run() ran
+                assert step.outputs is not None
+                tally.add(*step.outputs)
             if step_hooks:
-                logs = {"loss": float(loss)}
+                logs = {"loss": float(backend.to_numpy(step.state.totals)[LAST_LOSS])}
                 for hook in step_hooks:
-                    hook.on_train_batch_end(step, logs)
+                    hook.on_train_batch_end(i, logs)
             if interrupt.requested:  # between steps: every parameter has had this update
-                steps = math.ceil(data.n / batch_size)
-                raise self._interrupted(f"at epoch {epoch + 1}, after step {step + 1} of {steps}")
-        values = [(float(loss), rows) for loss, rows in losses]  # one wait per epoch
-        if not backend.synchronous:
-            _check_finite(values, epoch, first_step=0, after_epoch=True)
-        logs = {"loss": sum(value * rows for value, rows in values) / data.n}
-        logs.update(tally.results(data.n))
+                raise self._interrupted(f"at epoch {epoch + 1}, after step {i + 1} of {steps}")
+        totals = step.state.read()  # one wait per epoch
+        logs = {"loss": finish_pass(totals, data.n, epoch, check=not backend.synchronous)}
+        logs.update(tally.results(data.n, correct_count(totals)))
         return logs
 
+    def _head(self) -> Head:
+        """How the output meets the loss: the last Dense's bias folded into the fused loss
+        when the loss takes that layer's output without an activation, and what the loss
+        counts for the accuracy metric."""
+        last = self.layers[-1]
+        folds_bias = (
+            isinstance(last, Dense)
+            and last.use_bias
+            and (self._folds_activation or last.activation == "linear")
+        )
+        count = None
+        if "accuracy" in self.metrics and not self._accuracy_from_confusion:
+            count = "argmax" if self._threshold is None else "threshold"
+        return Head(last if folds_bias else None, count, self._threshold or 0.0)  # type: ignore[arg-type]
+
+    @property
+    def _confusion_metrics(self) -> bool:
+        return any(name in CONFUSION_METRICS for name in self.metrics)
+
+    @property
+    def _accuracy_from_confusion(self) -> bool:
+        """With one class per row, the correct predictions are the confusion matrix's
+        diagonal: one count serves both. (Binary outputs count thresholded entries
+        against targets that may be soft, so they keep their own count.)"""
+        return self._confusion_metrics and self._threshold is None
+
     def _forward_backward(
-        self, backend: Backend, loss_fn: losses_module.Loss, xb: Array, yb: Array
+        self,
+        backend: Backend,
+        xb: Array,
+        yb: Array,
+        totals: Array | None = None,
+        head: dict[str, Any] | None = None,
     ) -> tuple[Scalar, Array]:
         """Forward, loss and backward for one batch; fills every layer's ``grads``.
 
-        Returns (mean loss, model outputs as the loss saw them (B, K)).
+        ``totals`` and ``head`` (:meth:`Head.arguments`) go to the fused loss. Returns
+        (mean loss, model outputs as the loss saw them (B, K)).
         """
-        assert self._workspace is not None
-        outputs = self._forward(xb, training=True, logits=True)
+        assert self._workspace is not None and self.loss is not None
+        head = head or {}
+        outputs = self._forward(xb, training=True, logits=True, skip_bias="bias" in head)
         grad_buffer = self._workspace.get("grad", outputs.shape, outputs.dtype)
-        loss, grad = loss_fn(backend, outputs, yb, grad_buffer)  # grad (B, K)
+        loss, grad = self.loss(backend, outputs, yb, grad_buffer, totals=totals, **head)
         # Backward stops at the first layer with weights: nothing before it needs a gradient.
         first_trainable = next(
             (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
@@ -534,7 +541,11 @@ class Sequential:
         for i in range(len(self.layers) - 1, first_trainable - 1, -1):
             grad = self.layers[i].backward(grad, need_input_grad=i > first_trainable)
         penalty = self._penalty(with_grad=True)
-        return (loss if penalty is None else loss + penalty), outputs
+        if penalty is None:
+            return loss, outputs
+        if totals is not None:
+            backend.add_loss_term(totals, penalty, len(outputs))
+        return loss + penalty, outputs
 
     def _penalty(self, with_grad: bool) -> Scalar | None:
         """The layers' weight penalties (None without regularizers); ``with_grad`` adds
@@ -553,57 +564,64 @@ class Sequential:
         (the non-trainable ones, such as moving statistics, have none); the trainable
         weights are not changed.
         """
-        _, loss_fn = self._require_compiled("compute_gradients")
+        self._require_compiled("compute_gradients")
         x_all = self._features("x", x)
         y_all, _ = self._targets("y", y, len(x_all))
         backend = self._on_active_backend()
-        loss, _ = self._forward_backward(
-            backend, loss_fn, backend.asarray(x_all), backend.asarray(y_all)
-        )
+        loss, _ = self._forward_backward(backend, backend.asarray(x_all), backend.asarray(y_all))
         grads = [g for layer in self.layers for g in layer.grads.values()]
         return float(loss), [np.array(backend.to_numpy(g), copy=True) for g in grads]
 
     # ---------------------------------------------------------------- evaluate
-    def _forward(self, x: Array, training: bool, logits: bool) -> Array:
-        """Forward through every layer; ``logits`` skips the activation the loss folds in."""
+    def _forward(self, x: Array, training: bool, logits: bool, skip_bias: bool = False) -> Array:
+        """Forward through every layer; ``logits`` skips the activation the loss folds in,
+        ``skip_bias`` the last layer's bias, which the loss then adds."""
         h = x  # (B, *input_shape)
         for layer in self.layers[:-1]:
             h = layer.forward(h, training=training)
         last = self.layers[-1]
+        if skip_bias:
+            assert isinstance(last, Dense)
+            return last.forward(h, training=training, skip_activation=True, skip_bias=True)
         if logits and self._folds_activation:
             assert isinstance(last, _ActivatedLayer)
             return last.forward(h, training=training, skip_activation=True)  # logits (B, K)
         return last.forward(h, training=training)  # (B, K)
 
     def _evaluate_data(
-        self, backend: Backend, loss_fn: losses_module.Loss, data: _DeviceData, batch_size: int
+        self, backend: Backend, data: DeviceData, batch_size: int, state: PassState
     ) -> dict[str, float]:
-        loss_sum = 0.0
+        assert self.loss is not None
+        state.reset()
+        head = self._head()
         tally = _MetricTally(self, backend)
         for start in range(0, data.n, batch_size):
-            stop = min(start + batch_size, data.n)
-            xb, yb, accb = data.batch(start, stop, None, None)
-            outputs = self._forward(xb, training=False, logits=True)
-            loss, _ = loss_fn(backend, outputs, yb)
-            loss_sum += float(loss) * (stop - start)
-            if accb is not None:
-                tally.add(outputs, accb)
+            xb, yb, metric_yb = data.rows(start, min(start + batch_size, data.n))
+            arguments = head.arguments(metric_yb, training=False)
+            outputs = self._forward(xb, training=False, logits=True, skip_bias="bias" in arguments)
+            self.loss(backend, outputs, yb, totals=state.totals, **arguments)
+            if tally.confusion is not None:
+                tally.add(outputs, metric_yb)
+        totals = state.read()  # one wait per pass
         penalty = self._penalty(with_grad=False)  # counted in the loss, as Keras does
-        logs = {"loss": loss_sum / data.n + (0.0 if penalty is None else float(penalty))}
-        logs.update(tally.results(data.n))
+        loss = finish_pass(totals, data.n, 0, check=False)
+        logs = {"loss": loss + (0.0 if penalty is None else float(penalty))}
+        logs.update(tally.results(data.n, correct_count(totals)))
         return logs
 
     def evaluate(self, x: Any, y: Any, batch_size: int | None = None) -> float | list[float]:
         """Loss (and metrics) on (x, y): ``[loss, *metrics]`` in compile order, or the loss
         alone without metrics."""
-        _, loss = self._require_compiled("evaluate")
+        self._require_compiled("evaluate")
         batch_size = _batch_size(batch_size)
         x_all = self._features("x", x)
         y_all, acc_all = self._targets("y", y, len(x_all))
         backend = self._on_active_backend()
-        logs = self._evaluate_data(
-            backend, loss, _DeviceData(backend, x_all, y_all, acc_all), batch_size
-        )
+        assert self._workspace is not None
+        with backend.training_stream():
+            data = DeviceData(backend, self._workspace, "evaluate", x_all, y_all, acc_all)
+            state = PassState(backend, self._workspace, "evaluate")
+            logs = self._evaluate_data(backend, data, batch_size, state)
         values = list(logs.values())
         return values if len(values) > 1 else values[0]
 
@@ -742,53 +760,11 @@ class Sequential:
         load_weights(self, path)
 
 
-class _DeviceData:
-    """A dataset moved once to the backend, served as mini-batches.
-
-    The accuracy metric needs targets of its own only for one-hot targets
-    (their class indices); otherwise it reads the loss's targets.
-    """
-
-    def __init__(
-        self, backend: Backend, x: np.ndarray, y: np.ndarray, metric_targets: np.ndarray | None
-    ) -> None:
-        self.backend = backend
-        self.n = len(x)
-        self.x = backend.asarray(x)  # (n, *sample_shape)
-        self.y = backend.asarray(y)  # (n,) labels or (n, K) targets
-        self.metric = (
-            "none" if metric_targets is None else "shared" if metric_targets is y else "own"
-        )
-        self.metric_y = backend.asarray(metric_targets) if self.metric == "own" else None
-
-    def batch(
-        self, start: int, stop: int, order: Array | None, workspace: Workspace | None
-    ) -> tuple[Array, Array, Array | None]:
-        """Rows ``start:stop`` (of ``order`` when shuffling) as (x, y, metric targets)."""
-        pairs = [("x", self.x), ("y", self.y)]
-        if self.metric_y is not None:
-            pairs.append(("metric_y", self.metric_y))
-        if order is None:  # in order: slices are views, nothing is copied
-            batch = [array[start:stop] for _, array in pairs]
-        else:
-            assert workspace is not None
-            idx = order[start:stop]
-            batch = [
-                self.backend.take_rows(
-                    array,
-                    idx,
-                    out=workspace.get(name, (stop - start, *array.shape[1:]), array.dtype),
-                )
-                for name, array in pairs
-            ]
-        metric_batch = {"none": None, "shared": batch[1], "own": batch[-1]}[self.metric]
-        return batch[0], batch[1], metric_batch
-
-
 class _MetricTally:
-    """The compiled metrics of one pass over data, counted batch by batch on the backend.
+    """The confusion-matrix metrics of one pass over data, counted batch by batch on the
+    backend (the accuracy count comes with the loss, in the pass's totals).
 
-    Counts stay on the device until :meth:`results`: one read per epoch.
+    The matrix stays on the device until :meth:`results`: one read per pass.
     """
 
     def __init__(self, model: Sequential, backend: Backend) -> None:
@@ -796,37 +772,24 @@ class _MetricTally:
         self.metrics = model.metrics
         self.threshold = model._threshold if model.metrics else None
         self.entries = model._accuracy_entries if model.metrics else 1
-        self.correct: list[Scalar] = []
+        self.from_confusion = model._accuracy_from_confusion
         self.confusion: Array | None = None
-        if any(name in CONFUSION_METRICS for name in self.metrics):
+        if model._confusion_metrics:
             classes = model.output_units if self.threshold is None else 2
             self.confusion = backend.zeros((classes, classes), np.int64)  # (true, predicted)
 
-    @property
-    def _accuracy_from_confusion(self) -> bool:
-        """With one class per row, the correct predictions are the confusion matrix's
-        diagonal: one count serves both. (Binary outputs count thresholded entries
-        against targets that may be soft, so they keep their own count.)"""
-        return self.confusion is not None and self.threshold is None
-
     def add(self, outputs: Array, targets: Array) -> None:
         """Count one batch: outputs (B, K) as the loss saw them, the metric's targets."""
-        if "accuracy" in self.metrics and not self._accuracy_from_confusion:
-            if self.threshold is None:
-                self.correct.append(self.backend.count_argmax_matches(outputs, targets))
-            else:
-                count = self.backend.count_threshold_matches(outputs, targets, self.threshold)
-                self.correct.append(count)
-        if self.confusion is not None:
-            self.backend.update_confusion(self.confusion, outputs, targets, self.threshold)
+        assert self.confusion is not None
+        self.backend.update_confusion(self.confusion, outputs, targets, self.threshold)
 
-    def results(self, samples: int) -> dict[str, float]:
-        """Each metric over the ``samples`` counted, in compile order."""
+    def results(self, samples: int, correct: int) -> dict[str, float]:
+        """Each metric over the ``samples`` counted, in compile order; ``correct`` is what
+        the loss counted for the accuracy."""
         scores: dict[str, float] = {}
-        correct = sum(int(count) for count in self.correct)
         if self.confusion is not None:
             matrix = self.backend.to_numpy(self.confusion)
-            if self._accuracy_from_confusion:
+            if self.from_confusion:
                 correct = int(np.trace(matrix))
             if self.threshold is None:
                 precision, recall, f1 = metrics_module.scores_from_confusion(matrix, "macro")

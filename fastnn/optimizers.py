@@ -1,7 +1,8 @@
 """Optimizers, with Keras's names, defaults and update rules.
 
-Each optimizer keeps its per-parameter state ("slots") on the backend and
-applies one fused in-place update per parameter per step.
+Each optimizer keeps its per-parameter state ("slots") on the backend, with the count
+of steps taken, and updates every parameter in place with one backend call per step
+(``Backend.apply_updates``: one launch on the GPU).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fastnn.backends import Array, Backend
+from fastnn.backends.base import UPDATE_RULES
 from fastnn.validation import check_finite, shown
 
 
@@ -35,14 +37,43 @@ def _check_learning_rate(value: object) -> float:
 
 
 class Optimizer:
-    """Base class: subclasses name their slots and write ``update``."""
+    """Base class: subclasses name their update rule and its hyperparameters."""
 
-    def __init__(self, learning_rate: float, slot_names: tuple[str, ...] = ()) -> None:
+    def __init__(self, learning_rate: float) -> None:
         self.learning_rate = _check_learning_rate(learning_rate)
-        #: per-parameter state arrays, created as zeros shaped like the parameter
-        self.slot_names = slot_names
-        self.iterations = 0  # steps applied so far
         self._slots: list[dict[str, Array]] | None = None
+        self._slot_tuples: list[tuple[Array, ...]] = []  # the slots in update order
+        #: steps taken, on the backend beside the slots (where a GPU step advances it)
+        self._state: Array = None
+        self._backend: Backend | None = None
+        self._iterations = 0  # the count while there is no state on a backend
+
+    @property
+    def update_rule(self) -> str:
+        """The backend update this optimizer runs (a key of ``UPDATE_RULES``)."""
+        raise NotImplementedError
+
+    @property
+    def slot_names(self) -> tuple[str, ...]:
+        """The per-parameter state arrays, created as zeros shaped like the parameter."""
+        return UPDATE_RULES[self.update_rule]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The update's keyword arguments besides the arrays (and Adam's step)."""
+        return {"learning_rate": self.learning_rate}
+
+    @property
+    def iterations(self) -> int:
+        """Steps applied so far (read from the backend once training has started)."""
+        if self._backend is None:
+            return self._iterations
+        return int(self._backend.to_numpy(self._state)[0])
+
+    @iterations.setter
+    def iterations(self, value: int) -> None:
+        self._iterations = int(value)
+        if self._backend is not None:
+            self._backend.copy_from_host(self._state, np.array([value, 0], dtype=np.uint64))
 
     def apply(self, backend: Backend, params: list[Array], grads: list[Array]) -> None:
         """One step: update every parameter in place from its gradient."""
@@ -50,12 +81,23 @@ class Optimizer:
             self._slots = [
                 {name: backend.zeros(p.shape, p.dtype) for name in self.slot_names} for p in params
             ]
-        self.iterations += 1
-        for param, grad, slots in zip(params, grads, self._slots, strict=True):
-            self.update(backend, param, grad, slots)
+        if self._backend is not backend or len(self._slot_tuples) != len(self._slots):
+            self._attach(backend)
+        backend.apply_updates(
+            self.update_rule, params, grads, self._slot_tuples, self.hyperparameters(), self._state
+        )
 
-    def update(self, backend: Backend, param: Array, grad: Array, slots: dict[str, Array]) -> None:
-        raise NotImplementedError
+    def _attach(self, backend: Backend) -> None:
+        """Keep the step count on ``backend`` from now on, and the slots in update order."""
+        count = self.iterations
+        self._state = backend.asarray(np.array([count, 0], dtype=np.uint64))
+        self._backend = backend
+        self._slot_tuples = [tuple(s[name] for name in self.slot_names) for s in self._slots or []]
+
+    def slot_arrays(self) -> list[Array]:
+        """Every state array, parameter by parameter, and the step count's."""
+        slots = [a for s in self._slots or [] for a in s.values()]
+        return [*slots, self._state]
 
     def get_config(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate}
@@ -84,15 +126,19 @@ class Optimizer:
             arrays_on_backend = [backend.asarray(np.array(a, dtype=param.dtype)) for a in group]
             slots.append(dict(zip(self.slot_names, arrays_on_backend, strict=True)))
         self._slots = slots if params else None
+        self._slot_tuples = []
         self.iterations = int(iterations)
 
     def move_to(self, old: Backend, new: Backend) -> None:
-        """Move the slots to another backend (through the host)."""
+        """Move the slots and the step count to another backend (through the host)."""
         if self._slots is not None:
             self._slots = [
                 {name: new.asarray(old.to_numpy(a)) for name, a in slots.items()}
                 for slots in self._slots
             ]
+        self._slot_tuples = []
+        if self._backend is not None:
+            self._attach(new)
 
 
 class SGD(Optimizer):
@@ -105,17 +151,18 @@ class SGD(Optimizer):
         self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False
     ) -> None:
         momentum = _check_range("momentum", momentum, 0.0, 1.0, False)
-        super().__init__(learning_rate, ("velocity",) if momentum > 0 else ())
+        super().__init__(learning_rate)
         self.momentum = momentum
         self.nesterov = bool(nesterov)
 
-    def update(self, backend: Backend, param: Array, grad: Array, slots: dict[str, Array]) -> None:
-        if self.momentum > 0:
-            backend.momentum_update(
-                param, grad, slots["velocity"], self.learning_rate, self.momentum, self.nesterov
-            )
-        else:
-            backend.sgd_update(param, grad, self.learning_rate)
+    @property
+    def update_rule(self) -> str:
+        return "momentum" if self.momentum > 0 else "sgd"
+
+    def hyperparameters(self) -> dict[str, Any]:
+        if self.momentum == 0:
+            return super().hyperparameters()
+        return {**super().hyperparameters(), "momentum": self.momentum, "nesterov": self.nesterov}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -125,14 +172,14 @@ class RMSprop(Optimizer):
     """``v = rho * v + (1 - rho) * g**2``; ``w -= lr * g / sqrt(v + epsilon)``."""
 
     def __init__(self, learning_rate: float = 1e-3, rho: float = 0.9, epsilon: float = 1e-7):
-        super().__init__(learning_rate, ("velocity",))
+        super().__init__(learning_rate)
         self.rho = _check_range("rho", rho, 0.0, 1.0, True)
         self.epsilon = _check_range("epsilon", epsilon, 0.0, math.inf, True)
 
-    def update(self, backend: Backend, param: Array, grad: Array, slots: dict[str, Array]) -> None:
-        backend.rmsprop_update(
-            param, grad, slots["velocity"], self.learning_rate, self.rho, self.epsilon
-        )
+    update_rule = "rmsprop"
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {**super().hyperparameters(), "rho": self.rho, "epsilon": self.epsilon}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
@@ -149,23 +196,20 @@ class Adam(Optimizer):
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
     ) -> None:
-        super().__init__(learning_rate, ("m", "v"))
+        super().__init__(learning_rate)
         self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, True)
         self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, True)
         self.epsilon = _check_range("epsilon", epsilon, 0.0, math.inf, True)
 
-    def update(self, backend: Backend, param: Array, grad: Array, slots: dict[str, Array]) -> None:
-        backend.adam_update(
-            param,
-            grad,
-            slots["m"],
-            slots["v"],
-            self.learning_rate,
-            self.beta_1,
-            self.beta_2,
-            self.epsilon,
-            self.iterations,
-        )
+    update_rule = "adam"
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            **super().hyperparameters(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
 
     def get_config(self) -> dict[str, Any]:
         return {

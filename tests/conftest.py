@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.backends import BACKEND_NAMES, available_backends
+from fastnn.backends import BACKEND_NAMES, EMULATED_BACKENDS, available_backends
 
-_STATUS = {info.name: info for info in available_backends()}
+_STATUS = {info.name: info for info in available_backends(emulated=True)}
+#: every backend the tests run on: the real ones, and the emulated GPU backend, which runs
+#: the cupy backend's code and CUDA kernels on the CPU wherever a C++ compiler is
+TESTED_BACKENDS = (*BACKEND_NAMES, *EMULATED_BACKENDS)
 
 
 def _load_hypothesis_profile() -> None:
@@ -30,7 +33,7 @@ def _load_hypothesis_profile() -> None:
 _load_hypothesis_profile()
 
 
-def backend_params(names: tuple[str, ...] = BACKEND_NAMES) -> list[Any]:
+def backend_params(names: tuple[str, ...] = TESTED_BACKENDS) -> list[Any]:
     """pytest params over ``names``; those that cannot run here skip with the reason."""
     params = []
     for name in names:
@@ -41,7 +44,7 @@ def backend_params(names: tuple[str, ...] = BACKEND_NAMES) -> list[Any]:
 
 
 #: every backend except the reference, for equivalence tests against it
-OTHER_BACKENDS = tuple(name for name in BACKEND_NAMES if name != "numpy")
+OTHER_BACKENDS = tuple(name for name in TESTED_BACKENDS if name != "numpy")
 
 
 @pytest.fixture(params=backend_params())

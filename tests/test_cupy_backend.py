@@ -15,46 +15,66 @@ from pathlib import Path
 import pytest
 
 import fastnn
-from fastnn.backends import BackendUnavailableError, _unavailable_reason, cupy_backend
+from fastnn.backends import BackendUnavailableError, _unavailable_reason, cuda_kernels, cupy_backend
+
+from . import nvrtc
 
 NVCC = shutil.which("nvcc")
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
-@pytest.mark.parametrize("source", sorted(cupy_backend.KERNELS))
+@pytest.mark.parametrize("source", sorted(cuda_kernels.KERNELS))
 def test_cuda_source_compiles_without_warnings(source: str, tmp_path: Path) -> None:
-    """Each .cu file, with every kernel instantiated for float and double, as CuPy does."""
+    """Each .cu file as CuPy receives it (its header pasted in), every kernel instantiated
+    for float and double, compiled for a GPU with the flush-to-zero CuPy adds."""
     assert NVCC is not None
-    folder = Path(str(cupy_backend.cuda_source_dir()))
-    instances = [
-        f"    (void*)&{cupy_backend.name_expression(kernel, ctype)},"
-        for kernel in cupy_backend.KERNELS[source]
-        for ctype in cupy_backend.CTYPES.values()
-    ]
+    instances = [f"    (void*)&{name}," for name in cuda_kernels.name_expressions(source)]
     wrapper = tmp_path / "instantiate.cu"
     wrapper.write_text(
-        f'#include "{folder / source}"\n'
+        cuda_kernels.cuda_source(source) + "\n"
         "void* fastnn_instance(int i) {\n"
         "  void* const table[] = {\n" + "\n".join(instances) + "\n  };\n"
         "  return table[i];\n}\n"
     )
     result = subprocess.run(
-        [NVCC, "-arch=sm_90", "--ptx", "-std=c++17", f"-I{folder}", "-Werror", "all-warnings",
-         "-o", str(tmp_path / "out.ptx"), str(wrapper)],
+        [NVCC, "-arch=sm_90", "--ptx", *cuda_kernels.COMPILE_OPTIONS, "-ftz=true",
+         "-Werror", "all-warnings", "-o", str(tmp_path / "out.ptx"), str(wrapper)],
         capture_output=True,
         text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr.lower(), result.stderr
     ptx = (tmp_path / "out.ptx").read_text()
-    for kernel in cupy_backend.KERNELS[source]:
+    for kernel in cuda_kernels.KERNELS[source]:
         assert kernel in ptx  # every kernel was really compiled, for some type at least
 
 
+NVRTC = nvrtc.library()
+
+
+@pytest.mark.skipif(NVRTC is None, reason="NVRTC not found (pip install nvidia-cuda-nvrtc)")
+@pytest.mark.parametrize("source", sorted(cuda_kernels.KERNELS))
+def test_cuda_source_compiles_with_nvrtc_as_cupy_does(source: str) -> None:
+    """What CuPy's RawModule does on a GPU machine: NVRTC, no host headers, CuPy's
+    options after ours, every kernel instantiation looked up by its name expression."""
+    assert NVRTC is not None
+    names = cuda_kernels.name_expressions(source)
+    options = (*cuda_kernels.COMPILE_OPTIONS, *nvrtc.CUPY_OPTIONS)
+    status, log, lowered = nvrtc.compile_source(
+        NVRTC, cuda_kernels.cuda_source(source), names, options
+    )
+    assert status == 0, log
+    assert "warning" not in log.lower(), log
+    assert sorted(lowered) == sorted(names) and all(lowered.values())
+
+
 def test_sources_ship_with_the_package() -> None:
-    folder = cupy_backend.cuda_source_dir()
-    for source in (*cupy_backend.KERNELS, "common.cuh"):
+    folder = cuda_kernels.cuda_source_dir()
+    for source in (*cuda_kernels.KERNELS, "common.cuh"):
         assert (folder / source).is_file(), source
+    emulation = folder / "emulation"
+    for header in ("cuda_shim.h", "scheduler.h", "exports.h"):
+        assert (emulation / header).is_file(), header
 
 
 def _fake_cupy(monkeypatch: pytest.MonkeyPatch, device_count: object) -> None:
@@ -97,7 +117,7 @@ def test_missing_cupy_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         lambda name, *a: None if name == "cupy" else real_find_spec(name, *a),
     )
     assert cupy_backend.probe() == (
-        "CuPy is not installed (pip install 'fastnn[cuda12]' or 'fastnn[cuda13]')"
+        "CuPy is not installed (pip install -e '.[cuda12]' or -e '.[cuda13]')"
     )
 
 
@@ -137,11 +157,10 @@ def test_env_var_asking_for_cupy_fails_clearly(monkeypatch: pytest.MonkeyPatch) 
 
 def test_kernel_names_cover_both_float_types() -> None:
     names = {
-        cupy_backend.name_expression(kernel, ctype)
-        for kernels in cupy_backend.KERNELS.values()
-        for kernel in kernels
-        for ctype in cupy_backend.CTYPES.values()
+        name for source in cuda_kernels.KERNELS for name in cuda_kernels.name_expressions(source)
     }
     assert "sparse_softmax_cross_entropy<float, long long>" in names
     assert "rmsprop<double>" in names
-    assert len(names) == 2 * sum(len(k) for k in cupy_backend.KERNELS.values())
+    assert "gather_rows" in names  # untemplated: one instance
+    kernels = [kind for kinds in cuda_kernels.KERNELS.values() for kind in kinds.values()]
+    assert len(names) == sum(1 if kind == cuda_kernels.PLAIN else 2 for kind in kernels)

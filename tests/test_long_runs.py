@@ -7,6 +7,7 @@ RSS; ``bench/memory.py`` measures RSS over 50 real epochs and a 1M-row set.
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -44,6 +45,9 @@ class _EpochMemory(Callback):
         self.start = tracemalloc.get_traced_memory()[0]
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        # what is still referenced, not garbage the collector has yet to reach (the
+        # emulated GPU's launches leave reference cycles that it collects in due course)
+        gc.collect()
         current, peak = tracemalloc.get_traced_memory()
         self.current.append(current)
         self.peak_above_start.append(peak - self.start)
@@ -90,11 +94,14 @@ def test_memory_is_steady_over_many_epochs(backend_name: str) -> None:
 @pytest.mark.usefixtures("traced")
 def test_fit_does_not_copy_float32_input(backend_name: str) -> None:
     """Contiguous float32 input of the model's dtype is used in place: what fit adds on
-    top of it (checks, workspaces, validation views) is a small fraction of it."""
+    top of it (checks, workspaces, validation views) is a small fraction of it. A GPU
+    backend copies the data to the device once, and no more: the emulated one's device
+    memory is host memory, so that one copy shows here."""
     x, y = _data()
     model = _model()
     model.fit(x[:256], y[:256], verbose=0)  # build and JIT-compile outside the measurement
     tracemalloc.reset_peak()
     before = tracemalloc.get_traced_memory()[0]
     model.fit(x, y, epochs=1, batch_size=256, verbose=0, seed=0, validation_split=0.2)
-    assert tracemalloc.get_traced_memory()[1] - before < x.nbytes / 8
+    device_copy = x.nbytes if backend_name == "cupy-emulated" else 0
+    assert tracemalloc.get_traced_memory()[1] - before < device_copy + x.nbytes / 8

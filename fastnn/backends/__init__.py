@@ -12,6 +12,10 @@ Which backend is active, highest precedence first:
    needed (not at import), so it can be set after ``import fastnn``;
 4. ``auto``: cupy when a GPU is usable, else numba when it runs, else numpy.
 
+``cupy-emulated`` is the cupy backend's own code with its CUDA kernels compiled for the
+CPU (:mod:`fastnn.backends.cuda_emulation`): a check of the GPU code's logic that runs
+without a GPU, slowly. It is chosen only by name, never by ``auto``.
+
 Names are case-insensitive; an empty variable counts as unset. Asking for a
 backend that cannot run raises :class:`BackendUnavailableError`; there is no
 silent fallback except under ``auto``, whose whole point is to fall back.
@@ -33,6 +37,7 @@ from fastnn.validation import shown
 
 __all__ = [
     "ACTIVATIONS",
+    "EMULATED_BACKENDS",
     "Array",
     "Backend",
     "BackendInfo",
@@ -45,13 +50,18 @@ __all__ = [
     "use_backend",
 ]
 
-#: backend name -> (module, class name). The order is the order `auto` prefers.
+#: backend name -> (module, class name)
 _REGISTRY: dict[str, tuple[str, str]] = {
     "cupy": ("fastnn.backends.cupy_backend", "CupyBackend"),
     "numba": ("fastnn.backends.numba_backend", "NumbaBackend"),
     "numpy": ("fastnn.backends.numpy_backend", "NumpyBackend"),
+    "cupy-emulated": ("fastnn.backends.cupy_emulated_backend", "CupyEmulatedBackend"),
 }
+#: the backends that compute for real, in the order `auto` prefers
+AUTO_ORDER: tuple[str, ...] = ("cupy", "numba", "numpy")
 BACKEND_NAMES: tuple[str, ...] = ("numpy", "numba", "cupy")
+#: backends that check another's code on this machine (named only, never `auto`)
+EMULATED_BACKENDS: tuple[str, ...] = ("cupy-emulated",)
 ENV_VAR = "FASTNN_BACKEND"
 
 
@@ -77,14 +87,14 @@ _context_choice: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 def _normalize(name: object, source: str) -> str:
     """Lower-case and validate a backend name; ``source`` says where it came from."""
-    valid = ", ".join((*BACKEND_NAMES, "auto"))
+    valid = ", ".join((*BACKEND_NAMES, "auto", *EMULATED_BACKENDS))
     if not isinstance(name, str):
         raise TypeError(
             f"{source} must be a backend name (str), one of {valid}; "
             f"received {source}={shown(name)}"
         )
     key = name.strip().lower()
-    if key not in (*BACKEND_NAMES, "auto"):
+    if key not in (*BACKEND_NAMES, "auto", *EMULATED_BACKENDS):
         raise ValueError(f"unknown backend {source}={shown(name)}; valid names: {valid}")
     return key
 
@@ -97,17 +107,18 @@ def _unavailable_reason(name: str) -> str | None:
     return reason
 
 
-def available_backends() -> list[BackendInfo]:
-    """Every registered backend, whether it can run here, and why not when it cannot."""
+def available_backends(emulated: bool = False) -> list[BackendInfo]:
+    """Every backend, whether it can run here, and why not when it cannot; ``emulated``
+    adds the emulated ones after the real ones."""
     infos = []
-    for name in BACKEND_NAMES:
+    for name in (*BACKEND_NAMES, *(EMULATED_BACKENDS if emulated else ())):
         reason = _unavailable_reason(name)
         infos.append(BackendInfo(name, reason is None, reason or ""))
     return infos
 
 
 def _resolve_auto() -> str:
-    for name in _REGISTRY:  # cupy, numba, numpy
+    for name in AUTO_ORDER:
         if _unavailable_reason(name) is None:
             return name
     raise AssertionError("the numpy backend always runs")  # pragma: no cover
@@ -155,7 +166,7 @@ def get_backend(name: str | None = None) -> Backend:
 
 
 def backend_name() -> str:
-    """Name of the active backend ("numpy", "numba" or "cupy")."""
+    """Name of the active backend ("numpy", "numba", "cupy" or "cupy-emulated")."""
     return get_backend().name
 
 

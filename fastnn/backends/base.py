@@ -38,8 +38,11 @@ Conventions for every method:
 
 from __future__ import annotations
 
+import contextlib
+import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -49,6 +52,49 @@ DTypeLike = Any
 
 #: Activation names every backend understands.
 ACTIVATIONS: tuple[str, ...] = ("linear", "relu", "sigmoid", "tanh", "softmax")
+#: The fused losses, by the name of their backend method.
+LOSSES: tuple[str, ...] = (
+    "sparse_softmax_cross_entropy",
+    "softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "mean_squared_error",
+)
+#: The optimizer updates :meth:`Backend.apply_updates` runs, with their state arrays.
+UPDATE_RULES: dict[str, tuple[str, ...]] = {
+    "sgd": (),
+    "momentum": ("velocity",),
+    "rmsprop": ("velocity",),
+    "adam": ("m", "v"),
+}
+
+# Fields of a pass's totals: a float64 array the losses add to step by step, read once at
+# the end of the pass (the same numbers as kernels/cuda/losses.cu). LAST_LOSS holds the
+# latest step's mean loss: the scalar a fused loss returns is a view of it.
+LOSS_SUM, CORRECT, STEPS, FIRST_BAD_STEP, FIRST_BAD_LOSS, LAST_LOSS = range(6)
+#: totals before the first step: no bad step seen (-1)
+TOTALS_START = np.array([0.0, 0.0, 0.0, -1.0, 0.0, 0.0])
+
+
+class Count(NamedTuple):
+    """What a fused loss counts for the accuracy metric, besides its loss.
+
+    ``kind="argmax"``: rows whose first largest output is at their label, ``targets`` the
+    integer labels (B,). ``kind="threshold"``: outputs on the side of ``threshold`` that
+    their 0/1 target (``targets``, (B, K)) names.
+    """
+
+    kind: str
+    targets: Array
+    threshold: float = 0.0
+
+
+def check_activation_name(activation: object) -> str:
+    """``activation`` if it is one of :data:`ACTIVATIONS`, else a ValueError naming them."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {activation!r}; valid: " + ", ".join(map(repr, ACTIVATIONS))
+        )
+    return str(activation)
 
 
 class Backend(ABC):
@@ -59,6 +105,9 @@ class Backend(ABC):
     #: False when ops only queue work (a GPU): scalars they return are read back on
     #: demand, and training reads them once per epoch rather than once per step.
     synchronous: ClassVar[bool] = True
+    #: True when :meth:`run_step` may replay a step instead of running it (CUDA graphs):
+    #: only then is a step's key worth building.
+    replays_steps: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ arrays
     @abstractmethod
@@ -175,6 +224,7 @@ class Backend(ABC):
 
     def activation(self, x: Array, activation: str, out: Array | None = None) -> Array:
         """Apply the activation named ``activation`` (one of :data:`ACTIVATIONS`)."""
+        check_activation_name(activation)
         if activation == "linear":
             if out is None or out is x:
                 return x
@@ -192,6 +242,7 @@ class Backend(ABC):
         self, dy: Array, y: Array, activation: str, out: Array | None = None
     ) -> Array:
         """Gradient through the activation named ``activation``, from its output y."""
+        check_activation_name(activation)
         if activation == "linear":
             if out is None or out is dy:
                 return dy
@@ -212,8 +263,22 @@ class Backend(ABC):
 
         x (B, N), bias (N,) -> (B, N); may be in place on x.
         """
+        check_activation_name(activation)
         z = self.bias_add(x, bias, out=out)
         return self.activation(z, activation, out=z)
+
+    def bias_activation_backward(
+        self, dy: Array, y: Array, activation: str, bias_grad: Array, out: Array | None = None
+    ) -> Array:
+        """Backward through ``activation(x @ w + bias)`` up to the product: what a Dense
+        layer does first in its backward pass.
+
+        dy, y (B, N) -> dz = gradient through the activation (B, N), returned; its column
+        sums, the bias gradient, are written into ``bias_grad`` (N,). May be in place on dy.
+        """
+        dz = self.activation_backward(dy, y, activation, out=out)
+        self.sum_rows(dz, out=bias_grad)
+        return dz
 
     # ----------------------------------------------------------- regularization
     @abstractmethod
@@ -412,3 +477,126 @@ class Backend(ABC):
         ``m += (1 - beta_1) * (grad - m)``, ``v += (1 - beta_2) * (grad**2 - v)``,
         ``param -= alpha * m / (sqrt(v) + epsilon)`` with
         ``alpha = learning_rate * sqrt(1 - beta_2**step) / (1 - beta_1**step)``."""
+
+    # ------------------------------------------------------------ training steps
+    # What a training step calls beyond the ops above. Each is a composition here; the GPU
+    # backend fuses each into one launch and runs a step from fixed buffers only, so that
+    # it can replay the step as a CUDA graph.
+    def loss_and_gradient(
+        self,
+        loss: str,
+        outputs: Array,
+        targets: Array,
+        grad_out: Array | None = None,
+        *,
+        bias: Array | None = None,
+        bias_grad: Array | None = None,
+        totals: Array | None = None,
+        count: Count | None = None,
+    ) -> tuple[Scalar, Array]:
+        """The fused loss ``loss`` (one of :data:`LOSSES`) with what a step needs around it.
+
+        ``bias`` (K,), when given, is added to ``outputs`` (B, K) in place first (the last
+        layer's bias); ``bias_grad`` (K,) receives the gradient's column sums (that bias's
+        gradient). ``totals`` (a float64 array laid out as :data:`TOTALS_START`) gets the
+        batch's loss times its rows, the ``count`` for the accuracy metric and the step
+        added. Returns (mean loss, gradient w.r.t. the outputs (B, K)).
+        """
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; valid: " + ", ".join(LOSSES))
+        if bias is not None:
+            self.bias_add(outputs, bias, out=outputs)
+        value, grad = getattr(self, loss)(outputs, targets, grad_out)
+        if bias_grad is not None:
+            self.sum_rows(grad, out=bias_grad)
+        if totals is not None:
+            correct = 0 if count is None else self._count(outputs, count)
+            add_to_totals(totals, float(value), len(outputs), float(correct))
+        return value, grad
+
+    def add_loss_term(self, totals: Array, value: Scalar, rows: int) -> None:
+        """Add ``value``, a term of every sample's loss (a weight penalty), to a step's
+        entry in ``totals`` (after :meth:`loss_and_gradient` made it)."""
+        totals[LOSS_SUM : LOSS_SUM + 1] += value * rows
+        totals[LAST_LOSS : LAST_LOSS + 1] += value
+
+    def _count(self, outputs: Array, count: Count) -> Scalar:
+        if count.kind == "argmax":
+            return self.count_argmax_matches(outputs, count.targets)
+        return self.count_threshold_matches(outputs, count.targets, count.threshold)
+
+    def gather_batch(
+        self,
+        sources: Sequence[Array],
+        order: Array | None,
+        cursor: Array,
+        batch_size: int,
+        outs: Sequence[Array],
+    ) -> list[Array]:
+        """The next mini-batch of a pass, then ``cursor[0] += 1``.
+
+        Batch ``i = cursor[0]`` is the rows ``order[i * batch_size :]`` of each source (as
+        many as its ``outs`` array has), gathered into ``outs``; without an ``order``,
+        the rows in order, as views where the backend can (the ``outs`` then unused).
+        ``cursor`` is a backend array of two uint64 (the step, and scratch for a kernel).
+        """
+        step = int(cursor[0])
+        cursor[0] = step + 1
+        start = step * batch_size
+        if order is None:
+            return [
+                source[start : start + len(out)] for source, out in zip(sources, outs, strict=True)
+            ]
+        indices = order[start : start + len(outs[0])]
+        return [
+            self.take_rows(source, indices, out=out)
+            for source, out in zip(sources, outs, strict=True)
+        ]
+
+    def apply_updates(
+        self,
+        rule: str,
+        params: Sequence[Array],
+        grads: Sequence[Array],
+        slots: Sequence[Sequence[Array]],
+        hyper: dict[str, Any],
+        state: Array,
+    ) -> None:
+        """One optimizer step over every parameter, then ``state[0] += 1``.
+
+        ``rule`` names an update of :data:`UPDATE_RULES` (``"rmsprop"`` runs
+        :meth:`rmsprop_update`), ``slots[i]`` holds parameter i's state arrays in the
+        rule's order, ``hyper`` the update's other keyword arguments. ``state`` (two uint64
+        on the backend) counts the steps taken; Adam's bias correction uses it.
+        """
+        update = getattr(self, f"{rule}_update")
+        step = int(state[0]) + 1
+        extra = {"step": step} if rule == "adam" else {}
+        for param, grad, param_slots in zip(params, grads, slots, strict=True):
+            update(param, grad, *param_slots, **hyper, **extra)
+        state[0] = step
+
+    def copy_from_host(self, dst: Array, values: np.ndarray) -> None:
+        """Overwrite the backend array ``dst`` with host values of its shape."""
+        dst[...] = self.asarray(values, dst.dtype)
+
+    def run_step(self, step: Callable[[], None], key: Hashable | None) -> None:
+        """Run a training step. ``key`` (None: not replayable) names steps that use the
+        same buffers and settings; a GPU backend may replay those as one CUDA graph."""
+        step()
+
+    @contextlib.contextmanager
+    def training_stream(self) -> Iterator[None]:
+        """Where a fit runs its steps (a GPU backend's own stream, needed for capture)."""
+        yield
+
+
+def add_to_totals(totals: Array, value: float, rows: int, correct: float) -> None:
+    """Add one step to host ``totals``, as kernels/cuda/losses.cu does on the device."""
+    if not math.isfinite(value) and totals[FIRST_BAD_STEP] < 0:
+        totals[FIRST_BAD_STEP] = totals[STEPS]
+        totals[FIRST_BAD_LOSS] = value
+    totals[LOSS_SUM] += value * rows
+    totals[CORRECT] += correct
+    totals[STEPS] += 1
+    totals[LAST_LOSS] = value

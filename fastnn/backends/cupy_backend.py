@@ -1,81 +1,70 @@
 """The CuPy backend: the network on an NVIDIA GPU, with CUDA kernels of our own.
 
 Arrays are CuPy arrays on the current device. Matrix products go to cuBLAS through
-``cupy.matmul``; the gather, column sums and argmax use CuPy's own kernels; the
-elementwise, softmax, loss, accuracy and optimizer work runs in the kernels of
-``kernels/cuda/*.cu`` (shipped as package data), fused as in the Numba backend.
-Each ``.cu`` file is compiled once per process by ``cupy.RawModule`` for float and
-double, on first use.
+``cupy.matmul``; the elementwise, column-sum, loss, accuracy, gather and optimizer work
+runs in the kernels of ``kernels/cuda/*.cu`` (shipped as package data), fused as a
+training step needs them (see :mod:`fastnn.backends.cuda_kernels` for the sources and
+their compilation). Operands a kernel does not take (another dtype, layout or rank) go
+through the inherited NumPy code, which CuPy runs with NumPy's rules.
 
-Scalars (losses, accuracy counts) stay on the device as 0-d arrays, so a training
-loop never waits on the GPU until it asks for a number: ``synchronous = False``
-tells the model to read them back once per epoch.
+Scalars (losses, accuracy counts) stay on the device as 0-d arrays, so a training loop
+never waits on the GPU until it asks for a number: ``synchronous = False`` tells the
+model to read them back once per epoch.
 
-This module imports without CuPy (so ``fastnn backends`` can say why it cannot
-run); CuPy is imported when the backend is created.
+A training step whose buffers are fixed (:meth:`CupyBackend.run_step` with a key) is
+captured as a CUDA graph after one eager run and replayed from then on: one launch
+instead of a dozen. ``FASTNN_CUDA_GRAPHS=0`` turns that off.
+
+This module imports without CuPy (so ``fastnn backends`` can say why it cannot run);
+CuPy is imported when the backend is created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
-from importlib import resources
+import os
+import warnings
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from fastnn.backends.base import Array, DTypeLike, Scalar
-from fastnn.backends.numpy_backend import (
-    NumpyBackend,
-    adam_step_size,
-    require_columns,
-    require_entries,
+from fastnn.backends.base import (
+    LAST_LOSS,
+    Array,
+    Count,
+    DTypeLike,
+    Scalar,
+    check_activation_name,
 )
-
-#: the kernels of each source file; templates over the float type (and, for those
-#: taking class labels, the label type)
-KERNELS: dict[str, tuple[str, ...]] = {
-    "elementwise.cu": ("bias_activation", "activation", "activation_backward"),
-    "softmax.cu": (
-        "softmax",
-        "softmax_backward",
-        "sparse_softmax_cross_entropy",
-        "softmax_cross_entropy",
-        "sigmoid_binary_cross_entropy",
-        "mean_squared_error",
-    ),
-    "optimizers.cu": ("sgd", "momentum", "rmsprop", "adam"),
-    "rows.cu": ("count_argmax_matches", "count_threshold_matches"),
-}
-LABELLED = ("sparse_softmax_cross_entropy", "count_argmax_matches")
-LABEL_CTYPE, LABEL_DTYPE = "long long", np.int64
-CTYPES = {"float32": "float", "float64": "double"}
-#: activation codes of kernels/cuda/common.cuh
-ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+from fastnn.backends.cuda_kernels import (
+    ACTIVATION_CODES,
+    COUNT_CODES,
+    LABEL_DTYPE,
+    KernelCache,
+    kernel_probe,
+)
+from fastnn.backends.numpy_backend import NumpyBackend, require_columns, require_entries
 
 THREADS = 256  # per block: a whole number of warps
 MAX_BLOCKS = 65_535  # grid-stride loops cover the rest
-
-
-def name_expression(kernel: str, ctype: str) -> str:
-    """The C++ name of one instantiation, e.g. ``count_argmax_matches<double, long long>``."""
-    arguments = [ctype, LABEL_CTYPE] if kernel in LABELLED else [ctype]
-    return f"{kernel}<{', '.join(arguments)}>"
-
-
-def cuda_source_dir() -> Any:
-    """The folder of the ``.cu`` sources, inside the installed package."""
-    return resources.files("fastnn.kernels") / "cuda"
+HEAD_THREADS = 1024  # the one block of a fused loss
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+GRAPHS_VAR = "FASTNN_CUDA_GRAPHS"
 
 
 def probe() -> str | None:
     """Why the cupy backend cannot run here, or None when it can.
 
     CuPy imports on machines without a GPU and only fails when it first talks to
-    the driver, so the probe asks the driver for a device and makes a tiny array.
+    the driver, so the probe asks the driver for a device, then compiles and runs one
+    of our own kernels: CuPy's precompiled operations run without NVRTC, ours do not.
     """
+    hint = "pip install -e '.[cuda12]' or -e '.[cuda13]'"
     if importlib.util.find_spec("cupy") is None:
-        return "CuPy is not installed (pip install 'fastnn[cuda12]' or 'fastnn[cuda13]')"
+        return f"CuPy is not installed ({hint})"
     try:
         import cupy
     except Exception as error:  # e.g. CuPy built for another CUDA than the one found
@@ -86,11 +75,7 @@ def probe() -> str | None:
         return f"no usable CUDA driver or device: {type(error).__name__}: {error}"
     if count == 0:
         return "no CUDA device found"
-    try:
-        cupy.zeros(1).sum().item()
-    except Exception as error:
-        return f"the CUDA device cannot run kernels: {type(error).__name__}: {error}"
-    return None
+    return kernel_probe(cupy)
 
 
 class CupyBackend(NumpyBackend):
@@ -98,54 +83,68 @@ class CupyBackend(NumpyBackend):
 
     name: ClassVar[str] = "cupy"
     synchronous: ClassVar[bool] = False
+    replays_steps: ClassVar[bool] = True
+    #: threads per block (a whole number of warps) and the cap on grid-stride launches
+    threads: ClassVar[int] = THREADS
+    max_blocks: ClassVar[int] = MAX_BLOCKS
+    head_threads: ClassVar[int] = HEAD_THREADS
 
     def __init__(self) -> None:
+        super().__init__()
+        self.xp = self._array_module()
+        self._kernels = KernelCache(self.xp)
+        self._tables: dict[tuple[int, ...], tuple[Array, tuple[Array, ...]]] = {}
+        self._orders: dict[int, Array] = {}
+        self._graphs = StepGraphs(self)
+        self._stream: Any = None
+
+    def _array_module(self) -> Any:
+        """CuPy, or what stands in for it."""
         import cupy
 
-        super().__init__()
-        self.xp = cupy
-        self._modules: dict[str, Any] = {}
+        return cupy
 
     # ------------------------------------------------------------ plumbing
-    def _kernel(self, source: str, kernel: str, dtype: DTypeLike) -> Any:
-        """The compiled instantiation of ``kernel`` for ``dtype`` (its file compiled once)."""
-        module = self._modules.get(source)
-        if module is None:
-            folder = cuda_source_dir()
-            expressions = [
-                name_expression(k, ctype) for k in KERNELS[source] for ctype in CTYPES.values()
-            ]
-            module = self._modules[source] = self.xp.RawModule(
-                code=(folder / source).read_text(),
-                options=("-std=c++17", f"-I{folder}"),
-                name_expressions=expressions,
-            )
-        ctype = CTYPES.get(np.dtype(dtype).name)
-        if ctype is None:
-            raise TypeError(f"the cupy backend computes in float32 or float64; received {dtype}")
-        return module.get_function(name_expression(kernel, ctype))
+    def _kernel(self, source: str, kernel: str, dtype: DTypeLike | None) -> Any:
+        return self._kernels.get(source, kernel, dtype)
 
     def _launch(self, kernel: Any, threads: int, args: tuple[Any, ...]) -> None:
         """Run ``kernel`` with at least ``threads`` threads (grid-stride kernels take fewer)."""
-        blocks = max(1, min(MAX_BLOCKS, math.ceil(threads / THREADS)))
-        kernel((blocks,), (THREADS,), args)
+        blocks = max(1, min(self.max_blocks, math.ceil(threads / self.threads)))
+        kernel((blocks,), (self.threads,), args)
 
     def _per_row(self, kernel: Any, rows: int, args: tuple[Any, ...]) -> None:
         """Run a one-warp-per-row kernel over ``rows`` rows."""
-        kernel((max(1, math.ceil(rows * 32 / THREADS)),), (THREADS,), args)
+        kernel((max(1, math.ceil(rows * 32 / self.threads)),), (self.threads,), args)
 
-    def _contiguous(self, a: Array) -> Array:
-        return self.xp.ascontiguousarray(a)
+    def _fits(self, *arrays: Array) -> bool:
+        """Whether the kernels take these operands: device arrays of one float dtype."""
+        dtype = arrays[0].dtype
+        return dtype in FLOATS and all(
+            isinstance(a, self.xp.ndarray) and a.dtype == dtype for a in arrays
+        )
 
-    def _output(self, like: Array, out: Array | None) -> tuple[Array, Array | None]:
-        """A C-contiguous array to write into, and the ``out`` to copy it to afterwards."""
+    def _contiguous(self, a: Array, dtype: DTypeLike | None = None) -> Array:
+        """``a`` as a C-contiguous device array (of ``dtype``): kernels index it densely."""
+        return self.xp.ascontiguousarray(a, dtype=dtype)
+
+    def _output(
+        self, shape: tuple[int, ...], dtype: DTypeLike, out: Array | None
+    ) -> tuple[Array, Array | None]:
+        """A C-contiguous array to write a result of ``shape`` and ``dtype`` into, and the
+        ``out`` to copy it to afterwards (when ``out`` is strided or of another dtype)."""
         if out is None:
-            return self.xp.empty(like.shape, dtype=like.dtype), None
-        if out.shape != like.shape:
-            raise ValueError(f"out has shape {out.shape}; expected {like.shape}")
-        if out.flags.c_contiguous:
+            return self.xp.empty(shape, dtype=dtype), None
+        if out.shape != tuple(shape):
+            raise ValueError(f"out has shape {out.shape}; expected {tuple(shape)}")
+        if not np.can_cast(dtype, out.dtype, "same_kind"):
+            raise TypeError(
+                f"out has dtype {out.dtype}; the result is {np.dtype(dtype)}, which NumPy's "
+                "same_kind rule does not cast to it"
+            )
+        if out.flags.c_contiguous and out.dtype == dtype:
             return out, None
-        return self.xp.empty(like.shape, dtype=like.dtype), out
+        return self.xp.empty(shape, dtype=dtype), out
 
     def _finish(self, result: Array, copy_to: Array | None) -> Array:
         if copy_to is None:
@@ -163,53 +162,69 @@ class CupyBackend(NumpyBackend):
     def _scalar(self, value: Array) -> Scalar:
         return value  # stays on the device: reading it would make the GPU wait
 
+    def copy_from_host(self, dst: Array, values: np.ndarray) -> None:
+        dst.set(np.ascontiguousarray(values, dtype=dst.dtype))
+
     # ------------------------------------------------------------- activations
-    def _activation(self, x: Array, code: int, out: Array | None) -> Array:
+    def _activation(self, x: Array, activation: str, out: Array | None) -> Array:
+        if not self._fits(x):
+            return getattr(super(), activation)(x, out=out)
         x = self._contiguous(x)
-        result, copy_to = self._output(x, out)
+        result, copy_to = self._output(x.shape, x.dtype, out)
         kernel = self._kernel("elementwise.cu", "activation", x.dtype)
-        self._launch(kernel, x.size, (x, result, np.int64(x.size), np.int32(code)))
+        code = np.int32(ACTIVATION_CODES[activation])
+        self._launch(kernel, x.size, (x, result, np.int64(x.size), code))
         return self._finish(result, copy_to)
 
-    def _activation_backward(self, dy: Array, y: Array, code: int, out: Array | None) -> Array:
+    def _activation_backward(
+        self, dy: Array, y: Array, activation: str, out: Array | None
+    ) -> Array:
         if dy.shape != y.shape:
-            raise ValueError(f"shapes differ: {dy.shape} and {y.shape}")
+            raise ValueError(f"dy and y must have one shape; received {dy.shape} and {y.shape}")
+        if not self._fits(dy, y):
+            return getattr(super(), f"{activation}_backward")(dy, y, out=out)
         dy, y = self._contiguous(dy), self._contiguous(y)
-        result, copy_to = self._output(dy, out)
+        result, copy_to = self._output(dy.shape, dy.dtype, out)
         kernel = self._kernel("elementwise.cu", "activation_backward", dy.dtype)
-        self._launch(kernel, dy.size, (dy, y, result, np.int64(dy.size), np.int32(code)))
+        code = np.int32(ACTIVATION_CODES[activation])
+        self._launch(kernel, dy.size, (dy, y, result, np.int64(dy.size), code))
         return self._finish(result, copy_to)
 
     def relu(self, x: Array, out: Array | None = None) -> Array:
-        return self._activation(x, ACTIVATION_CODES["relu"], out)
+        return self._activation(x, "relu", out)
 
     def sigmoid(self, x: Array, out: Array | None = None) -> Array:
-        return self._activation(x, ACTIVATION_CODES["sigmoid"], out)
+        return self._activation(x, "sigmoid", out)
 
     def tanh(self, x: Array, out: Array | None = None) -> Array:
-        return self._activation(x, ACTIVATION_CODES["tanh"], out)
+        return self._activation(x, "tanh", out)
 
     def relu_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
-        return self._activation_backward(dy, y, ACTIVATION_CODES["relu"], out)
+        return self._activation_backward(dy, y, "relu", out)
 
     def sigmoid_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
-        return self._activation_backward(dy, y, ACTIVATION_CODES["sigmoid"], out)
+        return self._activation_backward(dy, y, "sigmoid", out)
 
     def tanh_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
-        return self._activation_backward(dy, y, ACTIVATION_CODES["tanh"], out)
+        return self._activation_backward(dy, y, "tanh", out)
 
     def bias_add(self, x: Array, bias: Array, out: Array | None = None) -> Array:
+        if not self._fits(x, bias):
+            return super().bias_add(x, bias, out=out)
         return self.bias_activation(x, bias, "linear", out=out)
 
     def bias_activation(
         self, x: Array, bias: Array, activation: str, out: Array | None = None
     ) -> Array:
+        check_activation_name(activation)
         if x.ndim != 2 or bias.shape != (x.shape[1],):
             raise ValueError(f"bias of shape {bias.shape} does not fit rows of shape {x.shape}")
+        if not self._fits(x, bias):
+            return super().bias_activation(x, bias, activation, out=out)
         x, bias = self._contiguous(x), self._contiguous(bias)
-        result, copy_to = self._output(x, out)
-        code = ACTIVATION_CODES.get(activation, ACTIVATION_CODES["linear"])
+        result, copy_to = self._output(x.shape, x.dtype, out)
         kernel = self._kernel("elementwise.cu", "bias_activation", x.dtype)
+        code = ACTIVATION_CODES["linear" if activation == "softmax" else activation]
         rows, cols = x.shape
         self._launch(kernel, x.size, (x, bias, result, np.int64(rows), np.int64(cols),
                                       np.int32(code)))  # fmt: skip
@@ -217,11 +232,45 @@ class CupyBackend(NumpyBackend):
             self.softmax(result, out=result)
         return self._finish(result, copy_to)
 
+    def sum_rows(self, x: Array, out: Array | None = None) -> Array:
+        if x.ndim != 2 or not self._fits(x):
+            return super().sum_rows(x, out=out)
+        return self._column_sums(x, None, "linear", None, out)
+
+    def bias_activation_backward(
+        self, dy: Array, y: Array, activation: str, bias_grad: Array, out: Array | None = None
+    ) -> Array:
+        check_activation_name(activation)
+        if (
+            activation == "softmax"  # its gradient mixes a row's entries: not a column kernel
+            or dy.ndim != 2
+            or dy.shape != y.shape
+            or not self._fits(dy, y, bias_grad)
+        ):
+            return super().bias_activation_backward(dy, y, activation, bias_grad, out=out)
+        dz, copy_to = self._output(dy.shape, dy.dtype, out)
+        self._column_sums(dy, y, activation, dz, bias_grad)
+        return self._finish(dz, copy_to)
+
+    def _column_sums(
+        self, dy: Array, y: Array | None, activation: str, dz: Array | None, sums: Array | None
+    ) -> Array:
+        """Column sums of dz = dy * act'(y) into ``sums`` (dz written when given); one launch."""
+        rows, cols = dy.shape
+        result, copy_to = self._output((cols,), dy.dtype, sums)
+        dy = self._contiguous(dy)
+        y = None if y is None else self._contiguous(y)
+        kernel = self._kernel("columns.cu", "column_sums", dy.dtype)
+        grid, block = (max(1, math.ceil(cols / 32)),), (32, max(1, self.threads // 32))
+        kernel(grid, block, (dy, y, dz, result, np.int64(rows), np.int64(cols),
+                             np.int32(ACTIVATION_CODES[activation])))  # fmt: skip
+        return self._finish(result, copy_to)
+
     def _row_kernel(self, kernel_name: str, inputs: tuple[Array, ...], out: Array | None) -> Array:
         if inputs[0].ndim != 2:
             raise ValueError(f"expected (batch, classes) arrays; received {inputs[0].shape}")
         inputs = tuple(self._contiguous(a) for a in inputs)
-        result, copy_to = self._output(inputs[0], out)
+        result, copy_to = self._output(inputs[0].shape, inputs[0].dtype, out)
         rows, cols = inputs[0].shape
         kernel = self._kernel("softmax.cu", kernel_name, inputs[0].dtype)
         self._per_row(kernel, rows, (*inputs, result, np.int64(rows), np.int32(cols)))
@@ -229,75 +278,143 @@ class CupyBackend(NumpyBackend):
 
     def softmax(self, x: Array, out: Array | None = None) -> Array:
         require_columns(x, "softmax")  # the kernel reads each row's first entry
+        if not self._fits(x):
+            return super().softmax(x, out=out)
         return self._row_kernel("softmax", (x,), out)
 
     def softmax_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
+        if dy.shape != y.shape:
+            raise ValueError(f"dy and y must have one shape; received {dy.shape} and {y.shape}")
+        if not self._fits(dy, y):
+            return super().softmax_backward(dy, y, out=out)
         return self._row_kernel("softmax_backward", (dy, y), out)
 
     # ------------------------------------------------------------------ losses
-    def _loss(
+    def _fused_loss(
         self,
-        kernel_name: str,
+        loss: str,
         outputs: Array,
         targets: Array,
         grad_out: Array | None,
-        per_row: bool,
-    ) -> tuple[Scalar, Array]:
+        bias: Array | None = None,
+        bias_grad: Array | None = None,
+        totals: Array | None = None,
+        count: Count | None = None,
+    ) -> tuple[Scalar, Array] | None:
+        """The fused loss kernel (losses.cu), or None when the operands do not fit it."""
         if outputs.ndim != 2:
             raise ValueError(f"outputs must be 2-D (batch, units); received {outputs.shape}")
-        require_entries(outputs, kernel_name)
-        outputs, targets = self._contiguous(outputs), self._contiguous(targets)
-        grad, copy_to = self._output(outputs, grad_out)
-        if grad is outputs:  # the kernels read the outputs after writing grad
-            grad, copy_to = self.xp.empty_like(outputs), grad
-        loss = self.xp.zeros((), dtype=np.float64)
-        kernel = self._kernel("softmax.cu", kernel_name, outputs.dtype)
+        require_entries(outputs, loss)
+        sparse = loss == "sparse_softmax_cross_entropy"
+        if sparse and targets.shape != outputs.shape[:1]:
+            raise ValueError(f"labels must have shape ({len(outputs)},); received {targets.shape}")
+        if not sparse and targets.shape != outputs.shape:
+            raise ValueError(f"targets have shape {targets.shape}; expected {outputs.shape}")
+        extras = [a for a in (bias, bias_grad) if a is not None]
+        if (
+            not self._fits(outputs, *extras)
+            or (not sparse and targets.dtype != outputs.dtype)  # NumPy's rules decide those
+            or (bias is not None and not outputs.flags.c_contiguous)  # the kernel adds it
+        ):
+            return None
         rows, cols = outputs.shape
-        if per_row:
-            self._per_row(kernel, rows, (outputs, targets, grad, loss, np.int64(rows),
-                                         np.int32(cols)))  # fmt: skip
-        else:
-            self._launch(kernel, outputs.size, (outputs, targets, grad, loss,
-                                                np.int64(outputs.size)))  # fmt: skip
-        return loss, self._finish(grad, copy_to)
+        dtype = outputs.dtype
+        logits = outputs if bias is not None else self._contiguous(outputs)
+        targets = self._contiguous(targets, LABEL_DTYPE if sparse else dtype)
+        grad, copy_to = self._output(outputs.shape, dtype, grad_out)
+        if grad is outputs:  # the kernel reads the outputs after writing grad
+            grad, copy_to = self.xp.empty_like(outputs), grad
+        if bias is not None:
+            bias = self._contiguous(bias)
+        sums, sums_to = (
+            (None, None) if bias_grad is None else self._output((cols,), dtype, bias_grad)
+        )
+        # the batch's mean loss: a new scalar, or a view of the totals (nothing allocated)
+        mean = (
+            self.xp.empty((), np.float64)
+            if totals is None
+            else totals[LAST_LOSS : LAST_LOSS + 1].reshape(())
+        )
+        labels, count_targets, threshold = None, None, 0.0
+        if count is not None:
+            threshold = count.threshold
+            if count.kind == "argmax":
+                labels = self._contiguous(count.targets, LABEL_DTYPE)
+            else:
+                count_targets = self._contiguous(count.targets, dtype)
+        kernel = self._kernel("losses.cu", loss, dtype)
+        threads = min(self.head_threads, 32 * rows)
+        kernel((1,), (threads,), (
+            logits, bias, targets, grad, sums, mean, totals,
+            np.int32(COUNT_CODES[None if count is None else count.kind]), labels, count_targets,
+            dtype.type(threshold), np.int64(rows), np.int32(cols),
+        ))  # fmt: skip
+        if sums is not None:
+            self._finish(sums, sums_to)
+        return mean, self._finish(grad, copy_to)
+
+    def loss_and_gradient(
+        self,
+        loss: str,
+        outputs: Array,
+        targets: Array,
+        grad_out: Array | None = None,
+        *,
+        bias: Array | None = None,
+        bias_grad: Array | None = None,
+        totals: Array | None = None,
+        count: Count | None = None,
+    ) -> tuple[Scalar, Array]:
+        if loss not in LOSS_NAMES:
+            return super().loss_and_gradient(loss, outputs, targets, grad_out)  # it refuses
+        fits = totals is None or (totals.dtype == np.float64 and totals.flags.c_contiguous)
+        result = self._fused_loss(
+            loss, outputs, targets, grad_out, bias, bias_grad, totals, count
+        ) if fits else None  # fmt: skip
+        if result is not None:
+            return result
+        return super().loss_and_gradient(
+            loss, outputs, targets, grad_out,
+            bias=bias, bias_grad=bias_grad, totals=totals, count=count,
+        )  # fmt: skip
+
+    def _plain_loss(
+        self, loss: str, outputs: Array, targets: Array, grad_out: Array | None
+    ) -> tuple[Scalar, Array]:
+        result = self._fused_loss(loss, outputs, targets, grad_out)
+        if result is not None:
+            return result
+        return getattr(super(), loss)(outputs, targets, grad_out)
 
     def sparse_softmax_cross_entropy(
         self, logits: Array, labels: Array, grad_out: Array | None = None
     ) -> tuple[Scalar, Array]:
-        if labels.shape != logits.shape[:1]:
-            raise ValueError(f"labels must have shape ({len(logits)},); received {labels.shape}")
-        labels = self.xp.asarray(labels, dtype=LABEL_DTYPE)
-        return self._loss("sparse_softmax_cross_entropy", logits, labels, grad_out, True)
-
-    def _check_targets(self, outputs: Array, targets: Array) -> None:
-        if targets.shape != outputs.shape:
-            raise ValueError(f"targets have shape {targets.shape}; expected {outputs.shape}")
+        return self._plain_loss("sparse_softmax_cross_entropy", logits, labels, grad_out)
 
     def softmax_cross_entropy(
         self, logits: Array, targets: Array, grad_out: Array | None = None
     ) -> tuple[Scalar, Array]:
-        self._check_targets(logits, targets)
-        return self._loss("softmax_cross_entropy", logits, targets, grad_out, True)
+        return self._plain_loss("softmax_cross_entropy", logits, targets, grad_out)
 
     def sigmoid_binary_cross_entropy(
         self, logits: Array, targets: Array, grad_out: Array | None = None
     ) -> tuple[Scalar, Array]:
-        self._check_targets(logits, targets)
-        return self._loss("sigmoid_binary_cross_entropy", logits, targets, grad_out, False)
+        return self._plain_loss("sigmoid_binary_cross_entropy", logits, targets, grad_out)
 
     def mean_squared_error(
         self, predictions: Array, targets: Array, grad_out: Array | None = None
     ) -> tuple[Scalar, Array]:
-        self._check_targets(predictions, targets)
-        return self._loss("mean_squared_error", predictions, targets, grad_out, False)
+        return self._plain_loss("mean_squared_error", predictions, targets, grad_out)
 
     # ----------------------------------------------------------------- metrics
     def count_argmax_matches(self, scores: Array, labels: Array) -> Scalar:
         if labels.shape != scores.shape[:1] or scores.ndim != 2:
             raise ValueError(f"labels must have shape ({len(scores)},); received {labels.shape}")
         require_columns(scores, "count_argmax_matches")
+        if not self._fits(scores):
+            return super().count_argmax_matches(scores, labels)
         scores = self._contiguous(scores)
-        labels = self.xp.asarray(labels, dtype=LABEL_DTYPE)
+        labels = self._contiguous(labels, LABEL_DTYPE)  # the kernel reads labels[row] densely
         count = self.xp.zeros((), dtype=np.uint64)
         rows, cols = scores.shape
         kernel = self._kernel("rows.cu", "count_argmax_matches", scores.dtype)
@@ -307,31 +424,127 @@ class CupyBackend(NumpyBackend):
     def count_threshold_matches(self, scores: Array, targets: Array, threshold: float) -> Scalar:
         if targets.shape != scores.shape:
             raise ValueError(f"targets have shape {targets.shape}; expected {scores.shape}")
+        if not self._fits(scores):
+            return super().count_threshold_matches(scores, targets, threshold)
         scores = self._contiguous(scores)
-        targets = self.xp.asarray(targets, dtype=scores.dtype)
+        targets = self._contiguous(targets, scores.dtype)
         count = self.xp.zeros((), dtype=np.uint64)
         kernel = self._kernel("rows.cu", "count_threshold_matches", scores.dtype)
-        cast = scores.dtype.type
-        self._launch(kernel, scores.size, (scores, targets, cast(threshold), count,
+        self._launch(kernel, scores.size, (scores, targets, scores.dtype.type(threshold), count,
                                            np.int64(scores.size)))  # fmt: skip
         return count
 
+    # ------------------------------------------------------------ mini-batches
+    def _address(self, a: Array) -> int:
+        """The device address of ``a``'s first entry."""
+        return int(a.data.ptr)
+
+    def _table(self, rows: Sequence[Sequence[int | Array | None]]) -> Array:
+        """A device array of uint64 holding ``rows`` (arrays as their addresses, None as 0),
+        cached while the arrays live: a kernel reads many arrays' addresses from it."""
+        arrays = tuple(v for row in rows for v in row if v is not None and not isinstance(v, int))
+        key = tuple(id(v) if not isinstance(v, int) else v for row in rows for v in row)
+        cached = self._tables.get(key)
+        if cached is not None and all(a is b for a, b in zip(cached[1], arrays, strict=True)):
+            return cached[0]
+        numbers = [
+            0 if v is None else v if isinstance(v, int) else self._address(v)
+            for row in rows
+            for v in row
+        ]
+        table = self.xp.asarray(np.array(numbers, dtype=np.uint64))
+        if len(self._tables) >= 64:  # a few live models' worth; drop the oldest
+            self._tables.pop(next(iter(self._tables)))
+        self._tables[key] = (table, arrays)
+        return table
+
+    def _identity(self, n: int) -> Array:
+        """0, 1, ..., n - 1 on the device (kept: the order of an unshuffled pass)."""
+        order = self._orders.get(n)
+        if order is None:
+            order = self._orders[n] = self.xp.arange(n, dtype=np.int64)
+        return order
+
+    def gather_batch(
+        self,
+        sources: Sequence[Array],
+        order: Array | None,
+        cursor: Array,
+        batch_size: int,
+        outs: Sequence[Array],
+    ) -> list[Array]:
+        rows = len(outs[0])
+        fits = (
+            all(isinstance(a, self.xp.ndarray) for a in (*sources, *outs, cursor))
+            and cursor.dtype == np.uint64 and cursor.shape == (2,)
+            and (order is None or (order.dtype == np.int64 and order.flags.c_contiguous))
+            and all(
+                src.flags.c_contiguous and out.flags.c_contiguous and src.dtype == out.dtype
+                and src.shape[1:] == out.shape[1:] and len(out) == rows
+                and (src.itemsize * math.prod(src.shape[1:])) % 4 == 0
+                for src, out in zip(sources, outs, strict=True)
+            )
+        )  # fmt: skip
+        if not fits:
+            return super().gather_batch(sources, order, cursor, batch_size, outs)
+        if order is None:
+            order = self._identity(len(sources[0]))
+        words = [src.itemsize * math.prod(src.shape[1:]) // 4 for src in sources]
+        table = self._table([[src, out, w] for src, out, w in zip(sources, outs, words,
+                                                                   strict=True)])  # fmt: skip
+        kernel = self._kernel("rows.cu", "gather_rows", None)
+        self._launch(kernel, rows * max(words), (table, np.int32(len(sources)), order, cursor,
+                                                 np.int64(batch_size), np.int64(rows)))  # fmt: skip
+        return list(outs)
+
     # -------------------------------------------------------------- optimizers
-    def _update(
-        self, kernel_name: str, arrays: tuple[Array, ...], scalars: tuple[Any, ...]
-    ) -> bool:
-        """Run an update kernel in place; False (nothing done) unless all arrays fit it."""
-        shape = arrays[0].shape
-        if any(a.shape != shape or not a.flags.c_contiguous for a in arrays):
+    def apply_updates(
+        self,
+        rule: str,
+        params: Sequence[Array],
+        grads: Sequence[Array],
+        slots: Sequence[Sequence[Array]],
+        hyper: dict[str, Any],
+        state: Array,
+    ) -> None:
+        groups = [(p, g, *s) for p, g, s in zip(params, grads, slots, strict=True)]
+        fits = (
+            bool(groups)
+            and isinstance(state, self.xp.ndarray)
+            and state.dtype == np.uint64 and state.shape == (2,)
+            and all(self._fits_update(params[0], group) for group in groups)
+        )  # fmt: skip
+        if not fits:
+            super().apply_updates(rule, params, grads, slots, hyper, state)
+            return
+        dtype = params[0].dtype
+        rows = [[p.size, *group, *([None] * (5 - 1 - len(group)))]
+                for p, group in zip(params, groups, strict=True)]  # fmt: skip
+        table = self._table(rows)
+        kernel = self._kernel("optimizers.cu", rule, dtype)
+        scalars = update_scalars(rule, hyper, dtype)
+        largest = max(p.size for p in params)
+        self._launch(kernel, largest, (table, np.int32(len(params)), *scalars, state))
+
+    def _fits_update(self, first: Array, group: Sequence[Array]) -> bool:
+        """Whether a parameter and its gradient and state fit the update kernels: one shape,
+        C-contiguous, all of ``first``'s float dtype."""
+        return self._fits(first, *group) and all(
+            a.shape == group[0].shape and a.flags.c_contiguous for a in group
+        )
+
+    def _update_one(self, rule: str, group: tuple[Array, ...], hyper: dict[str, Any],
+                    step: int = 1) -> bool:  # fmt: skip
+        """One parameter's update (param, grad, *state) as step ``step``, by the kernel of
+        :meth:`apply_updates`; False, doing nothing, when the operands do not fit it."""
+        if not self._fits_update(group[0], group):
             return False
-        param = arrays[0]
-        kernel = self._kernel("optimizers.cu", kernel_name, param.dtype)
-        self._launch(kernel, param.size, (*arrays, np.int64(param.size), *scalars))
+        state = self.xp.asarray(np.array([step - 1, 0], dtype=np.uint64))
+        self.apply_updates(rule, [group[0]], [group[1]], [group[2:]], hyper, state)
         return True
 
     def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:
-        cast = param.dtype.type
-        if not self._update("sgd", (param, grad), (cast(learning_rate),)):
+        if not self._update_one("sgd", (param, grad), {"learning_rate": learning_rate}):
             super().sgd_update(param, grad, learning_rate)
 
     def momentum_update(
@@ -343,10 +556,8 @@ class CupyBackend(NumpyBackend):
         momentum: float,
         nesterov: bool,
     ) -> None:
-        cast = param.dtype.type
-        scalars = (cast(learning_rate), cast(momentum), np.int32(nesterov),
-                   cast(np.finfo(param.dtype).tiny))  # fmt: skip
-        if not self._update("momentum", (param, grad, velocity), scalars):
+        hyper = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov}
+        if not self._update_one("momentum", (param, grad, velocity), hyper):
             super().momentum_update(param, grad, velocity, learning_rate, momentum, nesterov)
 
     def rmsprop_update(
@@ -358,10 +569,8 @@ class CupyBackend(NumpyBackend):
         rho: float,
         epsilon: float,
     ) -> None:
-        cast = param.dtype.type
-        scalars = (cast(learning_rate), cast(rho), cast(1.0 - rho), cast(epsilon),
-                   cast(np.finfo(param.dtype).tiny))  # fmt: skip
-        if not self._update("rmsprop", (param, grad, velocity), scalars):
+        hyper = {"learning_rate": learning_rate, "rho": rho, "epsilon": epsilon}
+        if not self._update_one("rmsprop", (param, grad, velocity), hyper):
             super().rmsprop_update(param, grad, velocity, learning_rate, rho, epsilon)
 
     def adam_update(
@@ -376,9 +585,142 @@ class CupyBackend(NumpyBackend):
         epsilon: float,
         step: int,
     ) -> None:
-        cast = param.dtype.type
-        alpha = adam_step_size(learning_rate, beta_1, beta_2, step)
-        scalars = (cast(alpha), cast(1.0 - beta_1), cast(1.0 - beta_2), cast(epsilon),
-                   cast(np.finfo(param.dtype).tiny))  # fmt: skip
-        if not self._update("adam", (param, grad, m, v), scalars):
+        hyper = {"learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2,
+                 "epsilon": epsilon}  # fmt: skip
+        if not self._update_one("adam", (param, grad, m, v), hyper, step):
             super().adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step)
+
+    # ---------------------------------------------------------- training steps
+    @contextlib.contextmanager
+    def training_stream(self) -> Iterator[None]:
+        cuda = self.xp.cuda
+        outer = cuda.get_current_stream()
+        if self._stream is None:
+            self._stream = cuda.Stream(non_blocking=True)
+        stream = self._stream
+        if outer is stream:  # nested (validation inside fit): already there
+            yield
+            return
+        stream.wait_event(outer.record())  # what came before (the data's upload) first
+        with stream:
+            yield
+        outer.wait_event(stream.record())
+
+    def run_step(self, step: Callable[[], None], key: Hashable | None) -> None:
+        self._graphs.run(step, key)
+
+    def graph_status(self) -> dict[str, Any]:
+        """Whether training steps are replayed as CUDA graphs, how many, and why not."""
+        return self._graphs.status()
+
+
+#: the fused losses the kernels of losses.cu compute
+LOSS_NAMES = (
+    "sparse_softmax_cross_entropy",
+    "softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "mean_squared_error",
+)
+
+
+def update_scalars(rule: str, hyper: dict[str, Any], dtype: np.dtype) -> tuple[Any, ...]:
+    """The scalar arguments of optimizers.cu's kernel ``rule``, in order."""
+    cast = dtype.type
+    tiny = cast(np.finfo(dtype).tiny)
+    lr = hyper["learning_rate"]
+    if rule == "sgd":
+        return (cast(lr),)
+    if rule == "momentum":
+        return (cast(lr), cast(hyper["momentum"]), np.int32(hyper["nesterov"]), tiny)
+    if rule == "rmsprop":
+        rho = hyper["rho"]
+        return (cast(lr), cast(rho), cast(1.0 - rho), cast(hyper["epsilon"]), tiny)
+    if rule == "adam":
+        beta_1, beta_2 = hyper["beta_1"], hyper["beta_2"]
+        return (np.float64(lr), np.float64(beta_1), np.float64(beta_2), cast(1.0 - beta_1),
+                cast(1.0 - beta_2), cast(hyper["epsilon"]), tiny)  # fmt: skip
+    raise ValueError(f"unknown update rule {rule!r}")
+
+
+def graphs_wanted() -> bool:
+    """``FASTNN_CUDA_GRAPHS``: unset or 1 replays training steps as CUDA graphs; 0 does not."""
+    value = os.environ.get(GRAPHS_VAR, "").strip().lower()
+    if value in ("", "1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise ValueError(f"{GRAPHS_VAR}={value!r} is not understood; use 1 (on) or 0 (off)")
+
+
+class StepGraphs:
+    """Training steps replayed as CUDA graphs, by their key.
+
+    The first run of a key is eager: it compiles the kernels, creates cuBLAS's handle and
+    fills the workspace, so the second run, captured, allocates nothing. The captured
+    graph runs the step at once and every later one. A capture that fails turns graphs
+    off for this backend, with a warning naming why; training goes on eagerly.
+    """
+
+    LIMIT = 8  # keys kept: the full and the last, partial batch of a few fits
+
+    def __init__(self, backend: CupyBackend) -> None:
+        self.backend = backend
+        self.graphs: dict[Hashable, Any] = {}  # key -> graph, or None once warmed up
+        self.captures = 0
+        self.replays = 0
+        self.failure: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "enabled": graphs_wanted() and self.failure is None,
+            "captures": self.captures,
+            "replays": self.replays,
+            "failure": self.failure,
+        }
+
+    def run(self, step: Callable[[], None], key: Hashable | None) -> None:
+        backend = self.backend
+        stream = backend.xp.cuda.get_current_stream()
+        if (
+            key is None
+            or self.failure is not None
+            or stream is not backend._stream  # capture needs the backend's own stream
+            or not graphs_wanted()
+        ):
+            step()
+            return
+        if key not in self.graphs:
+            step()  # warm-up
+            if len(self.graphs) >= self.LIMIT:
+                self.graphs.pop(next(iter(self.graphs)))
+            self.graphs[key] = None
+            return
+        graph = self.graphs[key]
+        if graph is None:
+            graph = self._capture(step, stream)
+            if graph is None:
+                return
+            self.graphs[key] = graph
+            self.captures += 1
+        graph.launch(stream)
+        self.replays += 1
+
+    def _capture(self, step: Callable[[], None], stream: Any) -> Any:
+        """The graph of ``step``, or None (after running it eagerly) when capture fails."""
+        try:
+            stream.begin_capture()
+            try:
+                step()
+            finally:
+                graph = stream.end_capture()
+        except Exception as error:
+            self.failure = f"{type(error).__name__}: {error}"
+            warnings.warn(
+                f"CUDA graph capture of a training step failed ({self.failure}); "
+                "training goes on without graphs",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            step()
+            return None
+        return graph

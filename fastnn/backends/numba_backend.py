@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from fastnn.backends.base import Array, Scalar
+from fastnn.backends.base import Array, Scalar, check_activation_name
 from fastnn.backends.numpy_backend import (
     NumpyBackend,
     adam_step_size,
@@ -64,11 +64,11 @@ def _alike(a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 def _flat(*arrays: np.ndarray) -> list[np.ndarray] | None:
-    """1-D views of same-shape C-contiguous arrays, or None if any is not such an array."""
-    shape = arrays[0].shape
+    """1-D views of same-shape, same-dtype C-contiguous arrays, or None if any is not."""
+    shape, dtype = arrays[0].shape, arrays[0].dtype
     views = []
     for a in arrays:  # a plain loop: this runs for every weight at every step
-        if a.shape != shape or not a.flags.c_contiguous:
+        if a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
             return None
         views.append(a.reshape(-1))
     return views
@@ -139,6 +139,8 @@ class NumbaBackend(NumpyBackend):
         return self._matmul.matmul(a, b, transpose_a, transpose_b, out)
 
     def bias_add(self, x: Array, bias: Array, out: Array | None = None) -> Array:
+        if bias.dtype != x.dtype:
+            return super().bias_add(x, bias, out=out)
         return self.bias_activation(x, bias, "linear", out=out)
 
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
@@ -153,9 +155,13 @@ class NumbaBackend(NumpyBackend):
     def _elementwise_op(
         self, kernel: Any, fallback: Any, inputs: tuple[np.ndarray, ...], out: np.ndarray | None
     ) -> Array:
-        """Run a 2-D elementwise kernel on same-shape inputs, or the NumPy fallback."""
+        """Run a 2-D elementwise kernel on same-shape inputs, or the NumPy fallback (for
+        operands of mixed dtypes too: NumPy's type rules decide those)."""
         if any(a.shape != inputs[0].shape for a in inputs):
             raise ValueError(f"shapes differ: {[a.shape for a in inputs]}")
+        dtype = inputs[0].dtype
+        if any(a.dtype != dtype for a in inputs) or (out is not None and out.dtype != dtype):
+            return fallback(*inputs, out=out)
         out = _alike(inputs[0], out)
         views = [_as_2d(a) for a in (*inputs, out)]
         if any(v is None for v in views):
@@ -192,12 +198,19 @@ class NumbaBackend(NumpyBackend):
     def softmax_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
         if dy.ndim != 2:
             return super().softmax_backward(dy, y, out=out)
-        return self._elementwise_op(self._softmax.softmax_backward, None, (dy, y), out)
+        kernel = self._softmax.softmax_backward
+        return self._elementwise_op(kernel, super().softmax_backward, (dy, y), out)
 
     def bias_activation(
         self, x: Array, bias: Array, activation: str, out: Array | None = None
     ) -> Array:
-        if x.ndim != 2 or bias.shape != (x.shape[1],):
+        check_activation_name(activation)
+        if (
+            x.ndim != 2
+            or bias.shape != (x.shape[1],)
+            or bias.dtype != x.dtype
+            or (out is not None and out.dtype != x.dtype)
+        ):
             return super().bias_activation(x, bias, activation, out=out)
         out = _alike(x, out)
         elementwise = self._elementwise
@@ -237,6 +250,8 @@ class NumbaBackend(NumpyBackend):
     ) -> tuple[Scalar, Array]:
         if targets.shape != outputs.shape:
             raise ValueError(f"targets have shape {targets.shape}; expected {outputs.shape}")
+        if targets.dtype != outputs.dtype:  # NumPy's type rules decide the result's dtype
+            return getattr(super(), kernel.__name__)(outputs, targets, grad_out)
         return self._loss(kernel, outputs, targets, grad_out)
 
     def softmax_cross_entropy(

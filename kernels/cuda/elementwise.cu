@@ -21,20 +21,11 @@ __global__ void activation(const T* x, T* out, long long n, int activation) {
     }
 }
 
-// out = dy * act'(.) from the activation's output y: relu dy * (y > 0), sigmoid
-// dy * y * (1 - y), tanh dy * (1 - y^2), linear dy.
+// out = dy * act'(.) from the activation's output y (see fastnn::activation_slope).
 template <typename T>
 __global__ void activation_backward(const T* dy, const T* y, T* out, long long n,
                                     int activation) {
     for (long long i = fastnn::first_index(); i < n; i += fastnn::grid_stride()) {
-        const T s = y[i];
-        T slope = T(1);
-        switch (activation) {
-            case fastnn::RELU: slope = s > T(0) ? T(1) : T(0); break;
-            case fastnn::SIGMOID: slope = s * (T(1) - s); break;
-            case fastnn::TANH: slope = T(1) - s * s; break;
-            default: break;
-        }
-        out[i] = dy[i] * slope;
+        out[i] = dy[i] * fastnn::activation_slope(y[i], activation);
     }
 }

@@ -1,49 +1,92 @@
-// Optimizer updates: one fused, in-place pass over each parameter (the counterpart of
-// kernels/optimizers.py, with the same subnormal flushing of the state arrays).
+// Optimizer updates: one launch updates every parameter of a model in place (a
+// multi-tensor apply), with the same subnormal flushing of the state arrays as
+// kernels/optimizers.py. The step count lives on the device beside the update: each launch
+// reads it (Adam's bias correction needs it) and advances it, so a training step captured
+// as a CUDA graph replays with the right step.
+//
+// table holds 5 numbers per parameter: its size, then the addresses of the parameter, its
+// gradient and up to two state arrays (0 when unused), all of that size. state[0] is the
+// number of steps taken before this one; state[1] counts finished blocks.
 #include "common.cuh"
 
-template <typename T>
-__global__ void sgd(T* param, const T* grad, long long n, T learning_rate) {
-    for (long long i = fastnn::first_index(); i < n; i += fastnn::grid_stride()) {
-        param[i] -= learning_rate * grad[i];
+namespace {
+
+// update(param, grad, a, b, i) for every entry i of every parameter, grid-stride.
+template <typename T, typename Update>
+__device__ void for_each_entry(const unsigned long long* table, int tensors, Update update) {
+    for (int k = 0; k < tensors; ++k) {
+        const unsigned long long* row = table + 5 * k;
+        const long long n = static_cast<long long>(row[0]);
+        T* param = reinterpret_cast<T*>(row[1]);
+        const T* grad = reinterpret_cast<const T*>(row[2]);
+        T* a = reinterpret_cast<T*>(row[3]);
+        T* b = reinterpret_cast<T*>(row[4]);
+        for (long long i = fastnn::first_index(); i < n; i += fastnn::grid_stride()) {
+            update(param, grad, a, b, i);
+        }
     }
 }
 
-// v = momentum v - lr g; param += v (Nesterov: param += momentum v - lr g).
+// The launch's epilogue: one more step taken.
+__device__ __forceinline__ void count_step(unsigned long long* state) {
+    if (fastnn::last_block(state + 1) && threadIdx.x == 0) state[0] += 1;
+}
+
+}  // namespace
+
+// param -= lr g.
 template <typename T>
-__global__ void momentum(T* param, const T* grad, T* velocity, long long n, T learning_rate,
-                         T momentum, int nesterov, T tiny) {
-    for (long long i = fastnn::first_index(); i < n; i += fastnn::grid_stride()) {
+__global__ void sgd(const unsigned long long* table, int tensors, T learning_rate,
+                    unsigned long long* state) {
+    for_each_entry<T>(table, tensors, [=](T* param, const T* grad, T*, T*, long long i) {
+        param[i] -= learning_rate * grad[i];
+    });
+    count_step(state);
+}
+
+// v = momentum v - lr g; param += v (Nesterov: param += momentum v - lr g). a = v.
+template <typename T>
+__global__ void momentum(const unsigned long long* table, int tensors, T learning_rate,
+                         T momentum, int nesterov, T tiny, unsigned long long* state) {
+    for_each_entry<T>(table, tensors, [=](T* param, const T* grad, T* velocity, T*, long long i) {
         const T step = learning_rate * grad[i];
         const T v = fastnn::flush_subnormal(momentum * velocity[i] - step, tiny);
         velocity[i] = v;
         param[i] += nesterov ? momentum * v - step : v;
-    }
+    });
+    count_step(state);
 }
 
-// v = rho v + (1 - rho) g^2; param -= lr g / sqrt(v + epsilon).
+// v = rho v + (1 - rho) g^2; param -= lr g / sqrt(v + epsilon). a = v.
 template <typename T>
-__global__ void rmsprop(T* param, const T* grad, T* velocity, long long n, T learning_rate,
-                        T rho, T one_minus_rho, T epsilon, T tiny) {
-    for (long long i = fastnn::first_index(); i < n; i += fastnn::grid_stride()) {
+__global__ void rmsprop(const unsigned long long* table, int tensors, T learning_rate, T rho,
+                        T one_minus_rho, T epsilon, T tiny, unsigned long long* state) {
+    for_each_entry<T>(table, tensors, [=](T* param, const T* grad, T* velocity, T*, long long i) {
         const T g = grad[i];
         const T v = fastnn::flush_subnormal(rho * velocity[i] + one_minus_rho * g * g, tiny);
         velocity[i] = v;
         param[i] -= learning_rate * g / sqrt(v + epsilon);
-    }
+    });
+    count_step(state);
 }
 
 // m += (1 - b1)(g - m); v += (1 - b2)(g^2 - v); param -= alpha m / (sqrt(v) + epsilon),
-// alpha being Adam's bias-corrected step size for this step.
+// alpha = lr sqrt(1 - b2^t) / (1 - b1^t) for the 1-based step t (in double, as the host
+// computes it for the other backends). a = m, b = v.
 template <typename T>
-__global__ void adam(T* param, const T* grad, T* m, T* v, long long n, T step_size,
-                     T one_minus_beta_1, T one_minus_beta_2, T epsilon, T tiny) {
-    for (long long i = fastnn::first_index(); i < n; i += fastnn::grid_stride()) {
+__global__ void adam(const unsigned long long* table, int tensors, double learning_rate,
+                     double beta_1, double beta_2, T one_minus_beta_1, T one_minus_beta_2,
+                     T epsilon, T tiny, unsigned long long* state) {
+    const double t = static_cast<double>(state[0] + 1);
+    const T alpha = static_cast<T>(learning_rate * sqrt(1.0 - pow(beta_2, t)) /
+                                   (1.0 - pow(beta_1, t)));
+    for_each_entry<T>(table, tensors, [=](T* param, const T* grad, T* m, T* v, long long i) {
         const T g = grad[i];
         const T mi = fastnn::flush_subnormal(m[i] + one_minus_beta_1 * (g - m[i]), tiny);
         const T vi = fastnn::flush_subnormal(v[i] + one_minus_beta_2 * (g * g - v[i]), tiny);
         m[i] = mi;
         v[i] = vi;
-        param[i] -= step_size * mi / (sqrt(vi) + epsilon);
-    }
+        param[i] -= alpha * mi / (sqrt(vi) + epsilon);
+    });
+    count_step(state);
 }

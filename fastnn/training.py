@@ -1,0 +1,271 @@
+"""The passes over data that ``fit`` and ``evaluate`` make, and the training step.
+
+A training step is the whole algorithm, in plain sight (:func:`train_step`):
+
+    gather the mini-batch                 xb, yb = backend.gather_batch(...)
+    forward through every layer           h = layer.forward(h)
+    loss and its gradient, fused          loss, g = backend.loss_and_gradient(...)
+    backward through every layer          g = layer.backward(g)
+    one optimizer update of every weight  backend.apply_updates(...)
+
+It reads and writes fixed arrays only: the data, the weights, their gradients and
+optimizer state, workspace buffers kept per batch shape, and the pass's bookkeeping (a
+step cursor and the totals the loss adds to). Nothing is read back during a pass: the
+loss and the accuracy count of every step are summed on the backend and read once at the
+end. So a GPU backend runs a step as about ten launches and, after one eager run,
+replays it as a single CUDA graph (``Backend.run_step``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastnn.backends import Array, Backend
+from fastnn.backends.base import (
+    CORRECT,
+    FIRST_BAD_LOSS,
+    FIRST_BAD_STEP,
+    LOSS_SUM,
+    TOTALS_START,
+    Count,
+)
+from fastnn.layers import Activation, Dense, Flatten, Layer, Workspace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastnn.models import Sequential
+    from fastnn.optimizers import Optimizer
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite.
+
+    On the CPU backends the weights are those before the failing step. An
+    asynchronous (GPU) backend reads its losses back once per epoch, so there
+    the error names the first failing step but the epoch has run to its end.
+    """
+
+
+def diverged(value: float, epoch: int, step: int, after_epoch: bool) -> TrainingDivergedError:
+    """The error for a non-finite loss at ``step`` (0-based) of ``epoch`` (0-based)."""
+    when = (
+        "; found at the end of that epoch (the GPU backend checks once per epoch)"
+        if after_epoch
+        else "; training stopped before applying that step"
+    )
+    return TrainingDivergedError(
+        f"the loss became {value} at epoch {epoch + 1}, step {step + 1}{when}. "
+        "Lower the learning rate or check the data"
+    )
+
+
+class Identity:
+    """An object compared and hashed by identity, and kept alive: part of a step's key."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Identity) and other.obj is self.obj
+
+
+def on_backend(backend: Backend, workspace: Workspace, name: str, values: np.ndarray) -> Array:
+    """``values`` on the backend: the array itself where the backend computes in host
+    memory; elsewhere copied into the workspace's array ``name``, which keeps its device
+    address from one ``fit`` to the next, so a step captured as a CUDA graph in one fit
+    replays in the next."""
+    if backend.synchronous:
+        return backend.asarray(values)
+    buffer = workspace.only(name, values.shape, values.dtype)
+    backend.copy_from_host(buffer, values)
+    return buffer
+
+
+class DeviceData:
+    """A dataset moved once to the backend, served as mini-batches.
+
+    The accuracy metric needs targets of its own only for one-hot targets (their class
+    indices); otherwise it reads the loss's targets. ``prefix`` names the data's arrays
+    in the workspace (training and validation data each have their own).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        workspace: Workspace,
+        prefix: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        metric_targets: np.ndarray | None,
+    ) -> None:
+        self.backend = backend
+        self.n = len(x)
+        self.x = on_backend(backend, workspace, f"{prefix} x", x)  # (n, *sample_shape)
+        self.y = on_backend(backend, workspace, f"{prefix} y", y)  # (n,) labels or (n, K)
+        self.metric = (
+            "none" if metric_targets is None else "shared" if metric_targets is y else "own"
+        )
+        self.metric_y = None
+        if metric_targets is not None and self.metric == "own":
+            self.metric_y = on_backend(backend, workspace, f"{prefix} metric y", metric_targets)
+        self.sources = [self.x, self.y] + ([self.metric_y] if self.metric == "own" else [])
+
+    def buffers(self, workspace: Workspace, rows: int) -> list[Array]:
+        """Workspace arrays for a batch of ``rows`` rows of each source."""
+        names = ("x", "y", "metric_y")
+        return [
+            workspace.get(name, (rows, *a.shape[1:]), a.dtype)
+            for name, a in zip(names, self.sources, strict=False)
+        ]
+
+    def split(self, batch: list[Array]) -> tuple[Array, Array, Array | None]:
+        """(x, y, metric targets) of a batch of :attr:`sources`."""
+        metric = {"none": None, "shared": batch[1], "own": batch[-1]}[self.metric]
+        return batch[0], batch[1], metric
+
+    def rows(self, start: int, stop: int) -> tuple[Array, Array, Array | None]:
+        """Rows ``start:stop`` in order, as views."""
+        return self.split([source[start:stop] for source in self.sources])
+
+
+class PassState:
+    """A pass's bookkeeping on the backend: the totals its losses add to (see
+    :data:`fastnn.backends.base.TOTALS_START`) and the cursor of its next batch, kept in
+    the workspace under ``prefix`` (the same arrays every fit)."""
+
+    def __init__(self, backend: Backend, workspace: Workspace, prefix: str) -> None:
+        self.backend = backend
+        self.totals = workspace.get(f"{prefix} totals", TOTALS_START.shape, np.float64)
+        self.cursor = workspace.get(f"{prefix} cursor", (2,), np.uint64)
+
+    def reset(self) -> None:
+        self.backend.copy_from_host(self.totals, TOTALS_START)
+        self.backend.copy_from_host(self.cursor, np.zeros(2, dtype=np.uint64))
+
+    def read(self) -> np.ndarray:
+        """The totals on the host: one copy, the pass's one wait."""
+        return np.asarray(self.backend.to_numpy(self.totals), dtype=np.float64)
+
+
+@dataclass
+class Head:
+    """How a model's output meets its loss in a step.
+
+    ``bias_layer``: the last Dense layer, whose bias the fused loss adds (and whose bias
+    gradient it computes), or None. ``count``: what the loss counts for the accuracy
+    metric ("argmax", "threshold" or None) and the threshold.
+    """
+
+    bias_layer: Dense | None
+    count: str | None
+    threshold: float = 0.0
+
+    def arguments(self, metric_targets: Array | None, training: bool) -> dict[str, Any]:
+        """The keyword arguments of ``Backend.loss_and_gradient`` for one batch."""
+        layer = self.bias_layer
+        arguments: dict[str, Any] = {}
+        if layer is not None:
+            arguments["bias"] = layer.params["bias"]
+            if training:
+                arguments["bias_grad"] = layer.grads["bias"]
+        if self.count is not None and metric_targets is not None:
+            arguments["count"] = Count(self.count, metric_targets, self.threshold)
+        return arguments
+
+
+#: layers whose training step runs on fixed arrays with backend ops only (Dropout draws
+#: masks on the host; BatchNormalization's moving averages allocate temporaries)
+REPLAYABLE_LAYERS = (Dense, Activation, Flatten)
+
+
+def replayable(layers: list[Layer]) -> bool:
+    """Whether a training step of these layers can be replayed as a CUDA graph."""
+    return all(
+        type(layer) in REPLAYABLE_LAYERS and not any(getattr(layer, "regularizers", {}).values())
+        for layer in layers
+    )
+
+
+@dataclass
+class Step:
+    """Everything one training step of a pass uses; fixed for the pass."""
+
+    model: Sequential
+    backend: Backend
+    optimizer: Optimizer
+    data: DeviceData
+    order: Array | None  # the pass's shuffled row order on the backend (None: in order)
+    state: PassState
+    head: Head
+    batch_size: int
+    params: list[Array]
+    grads: list[Array]
+    #: (outputs as the loss saw them, metric targets) of the last step run eagerly
+    outputs: tuple[Array, Array | None] | None = None
+    #: the arrays a replay uses, as a key: set by :meth:`refresh`
+    arrays: tuple[Identity, ...] | None = None
+
+    def refresh(self) -> None:
+        """Take the model's weights as they are now (hooks may have replaced them since the
+        last epoch); what a replayed step depends on is noted at the next :meth:`key`."""
+        model = self.model
+        self.params = [p for layer in model.layers for p in layer.params.values()]
+        self.grads = [g for layer in model.layers for g in layer.grads.values()]
+        self.arrays = None
+
+    def key(self, rows: int) -> Hashable | None:
+        """What a replay of a step of ``rows`` rows depends on; None if it cannot replay.
+
+        The arrays' part is built once per epoch, after the optimizer's first step has
+        made its state; the settings' part every step (hooks may change the rate).
+        """
+        model, optimizer = self.model, self.optimizer
+        if optimizer._slots is None or not replayable(model.layers) or model._confusion_metrics:
+            return None
+        if self.arrays is None:
+            arrays = (*self.data.sources, self.order, self.state.totals, self.state.cursor,
+                      model._workspace, *self.params, *self.grads,
+                      *optimizer.slot_arrays())  # fmt: skip
+            self.arrays = tuple(Identity(a) for a in arrays)
+        return (rows, self.batch_size, optimizer.update_rule,
+                tuple(optimizer.hyperparameters().values()), self.arrays)  # fmt: skip
+
+    def run(self, rows: int) -> None:
+        """One step on the next ``rows`` rows; :attr:`outputs` keeps what the metrics read.
+        The caller's ``backend.run_step`` may replay it instead of calling it."""
+        model, backend = self.model, self.backend
+        assert model._workspace is not None
+        batch = backend.gather_batch(
+            self.data.sources, self.order, self.state.cursor, self.batch_size,
+            self.data.buffers(model._workspace, rows),
+        )  # fmt: skip
+        xb, yb, metric_yb = self.data.split(batch)
+        head = self.head.arguments(metric_yb, training=True)
+        loss, outputs = model._forward_backward(backend, xb, yb, self.state.totals, head)
+        if backend.synchronous:  # the check costs nothing here: before the update
+            value = float(loss)
+            if not math.isfinite(value):
+                raise diverged(value, model._epoch, model._step, after_epoch=False)
+        self.optimizer.apply(backend, self.params, self.grads)
+        self.outputs = (outputs, metric_yb)
+
+
+def finish_pass(totals: np.ndarray, samples: int, epoch: int, check: bool) -> float:
+    """The pass's mean loss from its totals; raises on a non-finite step when ``check``."""
+    if check and totals[FIRST_BAD_STEP] >= 0:
+        raise diverged(float(totals[FIRST_BAD_LOSS]), epoch, int(totals[FIRST_BAD_STEP]), True)
+    return float(totals[LOSS_SUM]) / samples
+
+
+def correct_count(totals: np.ndarray) -> int:
+    """How many accuracy entries the pass's losses counted as right."""
+    return int(totals[CORRECT])
