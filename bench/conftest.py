@@ -7,17 +7,25 @@ code paths are exercised without the cost of timing them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
-from fastnn.backends import available_backends
+from fastnn.backends import BACKEND_NAMES, available_backends
 from fastnn.datasets import mnist
 from fastnn.recipes import Data, prepare_mnist
-from tests.conftest import backend_params
+from tests import conftest
 
 __all__ = ["RUNNABLE", "backend_params"]
 
 RUNNABLE = [info.name for info in available_backends() if info.available]
+
+
+def backend_params(names: tuple[str, ...] = BACKEND_NAMES) -> list[Any]:
+    """The tests' backend parameters, the real backends only: the emulated GPU checks
+    logic, and its timings would mean nothing."""
+    return conftest.backend_params(names)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,32 @@ The backend (numpy, numba or cupy) is chosen by ``FASTNN_BACKEND`` or in code
 with ``fastnn.set_backend`` / ``fastnn.use_backend``.
 """
 
-from fastnn import (
+import importlib.util
+import sys
+from pathlib import Path
+
+
+def _kernels_from_a_checkout() -> None:
+    """Make the repository's ``kernels/`` importable as ``fastnn.kernels`` when fastnn runs
+    from a checkout that was never installed (``python -m fastnn`` from its root, as
+    ``bench/gpu_check.sh`` does): an install maps the folder there itself."""
+    if importlib.util.find_spec("fastnn.kernels") is not None:
+        return
+    folder = Path(__file__).resolve().parent.parent / "kernels"
+    spec = importlib.util.spec_from_file_location(
+        "fastnn.kernels", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if spec is None or spec.loader is None or not (folder / "__init__.py").is_file():
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fastnn.kernels"] = module
+    spec.loader.exec_module(module)
+    globals()["kernels"] = module  # as the import system sets a submodule on its parent
+
+
+_kernels_from_a_checkout()
+
+from fastnn import (  # noqa: E402  (after the kernels are reachable)
     callbacks,
     datasets,
     initializers,
@@ -24,7 +49,7 @@ from fastnn import (
     optimizers,
     regularizers,
 )
-from fastnn.backends import (
+from fastnn.backends import (  # noqa: E402
     BackendInfo,
     BackendUnavailableError,
     available_backends,
@@ -33,17 +58,17 @@ from fastnn.backends import (
     set_backend,
     use_backend,
 )
-from fastnn.callbacks import (
+from fastnn.callbacks import (  # noqa: E402
     EarlyStopping,
     LearningRateScheduler,
     ModelCheckpoint,
     ReduceLROnPlateau,
 )
-from fastnn.config import set_random_seed
-from fastnn.interrupts import TrainingInterrupted
-from fastnn.models import Sequential
-from fastnn.saving import load_model
-from fastnn.training import TrainingDivergedError
+from fastnn.config import set_random_seed  # noqa: E402
+from fastnn.interrupts import TrainingInterrupted  # noqa: E402
+from fastnn.models import Sequential  # noqa: E402
+from fastnn.saving import load_model  # noqa: E402
+from fastnn.training import TrainingDivergedError  # noqa: E402
 
 __version__ = "0.1.0"
 

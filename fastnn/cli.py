@@ -12,6 +12,7 @@ from typing import Any
 from fastnn import recipes
 from fastnn.backends import (
     BACKEND_NAMES,
+    EMULATED_BACKENDS,
     BackendUnavailableError,
     available_backends,
     get_backend,
@@ -36,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--backend",
         type=str.lower,
-        choices=[*BACKEND_NAMES, "auto"],
-        help="array backend (default: $FASTNN_BACKEND, else auto)",
+        choices=[*BACKEND_NAMES, "auto", *EMULATED_BACKENDS],
+        help="array backend (default: $FASTNN_BACKEND, else auto; cupy-emulated runs the GPU "
+        "code on the CPU, slowly, as a check)",
     )
     train.add_argument(
         "--epochs", type=_int_at_least(0), help="override the recipe's number of epochs"
@@ -66,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_bench(commands: Any) -> None:
     from fastnn.benchmarks import workloads
-    from fastnn.benchmarks.suite import SECTIONS
+    from fastnn.benchmarks.suite import GRAPHS, SECTIONS
 
     bench = commands.add_parser(
         "bench",
@@ -80,8 +82,9 @@ def _add_bench(commands: Any) -> None:
         "--backend",
         action="append",
         type=str.lower,
-        choices=list(BACKEND_NAMES),
-        help="a backend to run (repeatable; default: every one that can run here)",
+        choices=[*BACKEND_NAMES, *EMULATED_BACKENDS],
+        help="a backend to run (repeatable; default: every one that can run here; "
+        "cupy-emulated's timings measure the emulation, not a GPU)",
     )
     bench.add_argument(
         "--ops",
@@ -106,6 +109,18 @@ def _add_bench(commands: Any) -> None:
         "--rounds", type=_int_at_least(1), help="timed rounds per figure (default 5; 2 quick)"
     )
     bench.add_argument("--no-peers", action="store_true", help="skip PyTorch/JAX/Keras/NumPy")
+    bench.add_argument(
+        "--graphs",
+        choices=list(GRAPHS),
+        default="on",
+        help="cupy's training steps as CUDA graphs, eager, or both side by side (default: on)",
+    )
+    bench.add_argument(
+        "--points",
+        type=_points,
+        metavar="BxH,...",
+        help="the scaling section's batch x hidden points, e.g. 8192x4096 (default: a sweep)",
+    )
     bench.add_argument("--json", metavar="FILE", help="write every figure and the machine as JSON")
     bench.add_argument(
         "--plot", metavar="DIR", help="write PNG charts there (needs the [plot] extra)"
@@ -125,6 +140,19 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _points(text: str) -> list[tuple[int, int]]:
+    """An argparse type: comma-separated BATCHxHIDDEN pairs of positive ints."""
+    points = []
+    for item in text.split(","):
+        batch, _, hidden = item.strip().lower().partition("x")
+        if not (batch.isdigit() and hidden.isdigit() and int(batch) > 0 and int(hidden) > 0):
+            raise argparse.ArgumentTypeError(
+                f"must be BATCHxHIDDEN pairs of positive ints, e.g. 8192x4096; received {text!r}"
+            )
+        points.append((int(batch), int(hidden)))
+    return points
 
 
 def _names(allowed: Any) -> Any:
@@ -200,6 +228,8 @@ def _bench(args: argparse.Namespace) -> int:
         quick=args.quick,
         rounds=rounds,
         with_peers=not args.no_peers,
+        graphs=args.graphs,
+        points=args.points,
     )
     if args.plot and importlib.util.find_spec("matplotlib") is None:  # fail before timing
         raise ValueError('--plot needs matplotlib: pip install "fastnn[plot]"')
@@ -227,9 +257,13 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _backends() -> int:
-    for info in available_backends():
+    infos = available_backends(emulated=True)
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        if info.name in EMULATED_BACKENDS and info.name == EMULATED_BACKENDS[0]:
+            print("checks, not for speed: the cupy backend's code and CUDA kernels on the CPU")
         status = "available" if info.available else f"unavailable: {info.reason}"
-        print(f"{info.name:<6} {status}")
+        print(f"{info.name:<{width}} {status}")
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +54,29 @@ def backend_name(request: pytest.FixtureRequest) -> Iterator[str]:
     """Each backend that can run here, active for the test."""
     with fastnn.use_backend(request.param):
         yield request.param
+
+
+@pytest.fixture(autouse=True)
+def _time_limit() -> Iterator[None]:
+    """``FASTNN_TEST_TIMEOUT=S`` fails a test that runs longer than S seconds (bench/
+    gpu_check.sh sets it: a kernel that hangs on a GPU must not take the check with it).
+    A signal interrupts Python code only, so a wait inside a driver call outlasts it; the
+    check's outer time limits cover that."""
+    seconds = int(os.environ.get("FASTNN_TEST_TIMEOUT", "0") or 0)
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"the test ran past FASTNN_TEST_TIMEOUT={seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(autouse=True)

@@ -61,7 +61,8 @@ def rows(result: Mapping[str, Any]) -> list[tuple[str, ...]]:
                 f"{row['speedup_vs_numpy']:.2f}x",
                 "-",
                 "-",
-                f"{row['gflops']:.1f} GFLOP/s",
+                f"{row['gflops']:.1f} GFLOP/s"
+                + (f" ({row['vs_sgemm']:.0%} of SGEMM)" if row.get("vs_sgemm") else ""),
             )
         )
     return lines
@@ -140,14 +141,16 @@ def markdown(result: Mapping[str, Any]) -> str:
         lines += [
             "## scaling (one training step, 784-H-10, RMSprop)",
             "",
-            "| backend | batch | hidden | time per step | GFLOP/s | vs numpy |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| backend | batch | hidden | time per step | GFLOP/s | SGEMM GFLOP/s "
+            "| step / SGEMM | vs numpy |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in result["scaling"]:
             lines.append(
                 f"| {row['backend']} | {row['batch']} | {row['hidden']} | "
                 f"{duration(row['median_s'])} | {row['gflops']:.1f} | "
-                f"{row['speedup_vs_numpy']:.2f}x |"
+                f"{_number(row.get('sgemm_gflops'), '.1f')} | "
+                f"{_number(row.get('vs_sgemm'), '.0%')} | {row['speedup_vs_numpy']:.2f}x |"
             )
         lines.append("")
     lines += [f"Skipped {item['what']}: {item['reason']}" for item in result.get("skipped", [])]

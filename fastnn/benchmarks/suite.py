@@ -9,7 +9,11 @@ Three sections, each a list of plain-dict rows (what ``--json`` writes):
   floor, timed in interleaved rounds (the peers that bring thread pools of their
   own in a process of their own); ratios to numpy and the floor.
 - ``scaling``: one training step against batch size and hidden width, per backend,
-  with the GFLOP/s its matrix products reach.
+  with the GFLOP/s its matrix products reach, beside the SGEMM throughput that backend's
+  own matrix product reaches on a large square product (its compute roof).
+
+On the GPU backend, ``graphs`` chooses whether training steps replay as CUDA graphs
+(the default), run eagerly, or both side by side ("cupy" and "cupy (no graphs)").
 
 Every timed figure is a median over rounds taken after a first, untimed call; the
 first call's time (JIT or kernel compilation) is reported apart as ``first_s``.
@@ -17,13 +21,15 @@ first call's time (JIT or kernel compilation) is reported apart as ``first_s``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.metadata
 import math
 import os
 import platform
+import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +40,8 @@ from fastnn.benchmarks import peers, scratch_tutorial, workloads
 from fastnn.benchmarks.timing import Timing, Work, interleaved, round_ratio, seconds
 
 SECTIONS = ("ops", "training", "scaling")
+GRAPHS = ("on", "off", "both")
+NO_GRAPHS = " (no graphs)"  # the label of a GPU backend's eager variant
 Progress = Callable[[str], None]
 
 
@@ -48,11 +56,58 @@ class Options:
     quick: bool = False
     rounds: int = 5
     with_peers: bool = True
+    graphs: str = "on"
+    #: the scaling section's (batch, hidden) points; None: the sweep
+    points: Sequence[tuple[int, int]] | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if "numpy" not in self.backends:  # every figure is relative to it
             self.backends = ["numpy", *self.backends]
+
+    def variants(self) -> list[tuple[str, str]]:
+        """(label, backend) of each timed variant: a GPU backend with its CUDA graphs on,
+        off, or both, as ``graphs`` says; any other backend once."""
+        chosen = []
+        for name in self.backends:
+            if not get_backend(name).replays_steps:
+                chosen.append((name, name))
+                continue
+            if self.graphs in ("on", "both"):
+                chosen.append((name, name))
+            if self.graphs in ("off", "both"):
+                chosen.append((name + NO_GRAPHS, name))
+        return chosen
+
+
+@contextlib.contextmanager
+def graphs_as_labelled(label: str) -> Iterator[None]:
+    """CUDA graphs off inside the block when ``label`` names an eager variant."""
+    if not label.endswith(NO_GRAPHS):
+        yield
+        return
+    before = os.environ.get("FASTNN_CUDA_GRAPHS")
+    os.environ["FASTNN_CUDA_GRAPHS"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["FASTNN_CUDA_GRAPHS"]
+        else:
+            os.environ["FASTNN_CUDA_GRAPHS"] = before
+
+
+def labelled(label: str, work: Work) -> Work:
+    """``work`` run with the CUDA graph setting its variant's label names."""
+
+    def run() -> object:
+        with graphs_as_labelled(label):
+            return work()
+
+    for attribute in ("losses", "steps"):  # what the rows read back from the workload
+        if hasattr(work, attribute):
+            setattr(run, attribute, getattr(work, attribute))
+    return run
 
 
 def machine() -> dict[str, Any]:
@@ -103,6 +158,7 @@ def run(options: Options, progress: Progress = lambda _: None) -> dict[str, Any]
             "sizes": options.sizes,
             "quick": options.quick,
             "rounds": options.rounds,
+            "graphs": options.graphs,
         },
         "ops": [],
         "training": [],
@@ -114,6 +170,12 @@ def run(options: Options, progress: Progress = lambda _: None) -> dict[str, Any]
         result["training"] = training_rows(options, progress)
     if "scaling" in options.sections:
         result["scaling"] = scaling_rows(options, progress)
+    # how often the GPU backends replayed a training step as a CUDA graph, and why not
+    result["graphs"] = {
+        name: backend.graph_status()  # type: ignore[attr-defined]
+        for name in options.backends
+        if (backend := get_backend(name)).replays_steps
+    }
     result["skipped"] = options.skipped
     return result
 
@@ -204,6 +266,7 @@ class _Entry:
     work: Work | None  # timed here, in interleaved rounds; or None: ``timing`` is given
     timing: Timing | None = None  # measured elsewhere (a peer in its own process)
     measured_losses: list[float] | None = None
+    backend: str | None = None  # the fastnn backend to wait for after each call
 
     def losses(self) -> list[float]:
         """Mean loss per call, where the workload keeps one."""
@@ -263,8 +326,9 @@ def training_rows(options: Options, progress: Progress) -> list[dict[str, Any]]:
 
 def _keras_entries(options: Options, x: np.ndarray, y: np.ndarray) -> dict[str, _Entry]:
     entries: dict[str, _Entry] = {}
-    for name in options.backends:
-        entries[f"fastnn {name}"] = _Entry("backend", workloads.KerasEpochs(name, x, y))
+    for label, name in options.variants():
+        work = labelled(label, workloads.KerasEpochs(name, x, y))
+        entries[f"fastnn {label}"] = _Entry("backend", work, backend=name)
     entries["gemm floor"] = _Entry("floor", workloads.gemm_floor(x, preallocated=False))
     if not options.with_peers:
         return entries
@@ -285,8 +349,10 @@ def _scratch_entries(
     options: Options, x: np.ndarray, y: np.ndarray, iterations: int
 ) -> dict[str, _Entry]:
     entries = {
-        f"fastnn {name}": _Entry("backend", _ScratchIterations(name, x, y, iterations))
-        for name in options.backends
+        f"fastnn {label}": _Entry(
+            "backend", labelled(label, _ScratchIterations(name, x, y, iterations)), backend=name
+        )
+        for label, name in options.variants()
     }
     if options.with_peers:
         columns = np.ascontiguousarray(x.astype(np.float64).T)  # (784, m): the tutorial's layout
@@ -301,11 +367,7 @@ def _time_entries(
     workload: str, samples: int, entries: dict[str, _Entry], options: Options
 ) -> list[dict[str, Any]]:
     """Time every entry in interleaved rounds; one row each, with ratios and loss check."""
-    sync = {
-        name: get_backend(name.removeprefix("fastnn "))
-        for name in entries
-        if name.startswith("fastnn ")
-    }
+    sync = {name: get_backend(e.backend) for name, e in entries.items() if e.backend}
     here = {name: e.work for name, e in entries.items() if e.work is not None}
     timings = interleaved(here, options.rounds, sync)
     timings.update({name: e.timing for name, e in entries.items() if e.timing is not None})
@@ -341,32 +403,53 @@ def _time_entries(
 
 # ---------------------------------------------------------------- scaling
 def scaling_rows(options: Options, progress: Progress) -> list[dict[str, Any]]:
-    """Time per training step against batch (hidden 512) and hidden width (batch 128)."""
+    """Time per training step against batch (hidden 512) and hidden width (batch 128), or
+    at ``options.points``; each beside its backend's SGEMM throughput."""
     batches: Sequence[int] = workloads.SCALING_BATCHES
     widths: Sequence[int] = workloads.SCALING_HIDDEN
     if options.quick:
         batches, widths = batches[::2], widths[::3]
     points = [("batch", b, 512) for b in batches] + [("hidden", 128, h) for h in widths]
+    if options.points is not None:
+        points = [("point", b, h) for b, h in options.points]
+    side = 1024 if options.quick else 8192
+    progress(f"scaling: SGEMM throughput, {side}x{side}x{side}")
+    roofs = {name: sgemm_gflops(name, side, options.rounds) for name in options.backends}
     rows = []
     for sweep, batch, hidden in points:
         progress(f"scaling: batch {batch}, hidden {hidden}")
-        steps = {name: workloads.TrainingSteps(name, batch, hidden) for name in options.backends}
-        sync = {name: get_backend(name) for name in options.backends}
+        variants = options.variants()
+        steps = {label: workloads.TrainingSteps(name, batch, hidden) for label, name in variants}
+        timed = {label: labelled(label, steps[label]) for label, _ in variants}
+        sync = {label: get_backend(name) for label, name in variants}
         rounds = max(1, min(options.rounds, 3))  # the big points take seconds a round
-        timings = interleaved(steps, rounds, sync)
+        timings = interleaved(timed, rounds, sync)
         flops = workloads.step_flops(batch, hidden)
-        for name, timing in timings.items():
-            per_step = timing.median / steps[name].steps
+        for label, name in variants:
+            per_step = timings[label].median / steps[label].steps
+            gflops = flops / per_step / 1e9
             rows.append(
                 {
-                    "backend": name,
+                    "backend": label,
                     "sweep": sweep,
                     "batch": batch,
                     "hidden": hidden,
                     "median_s": per_step,
-                    "first_s": timing.first,
-                    "gflops": flops / per_step / 1e9,
-                    "speedup_vs_numpy": round_ratio(timings, "numpy", name),
+                    "first_s": timings[label].first,
+                    "gflops": gflops,
+                    "sgemm_gflops": roofs[name],
+                    "vs_sgemm": gflops / roofs[name],
+                    "speedup_vs_numpy": round_ratio(timings, "numpy", label),
                 }
             )
     return rows
+
+
+def sgemm_gflops(backend_name: str, side: int, rounds: int) -> float:
+    """GFLOP/s of the backend's float32 matrix product on two ``side`` x ``side``
+    matrices: on a GPU, cuBLAS's SGEMM at a size where it runs near its peak."""
+    call = workloads.op_workload(backend_name, "matmul", (side, side, side))
+    backend = get_backend(backend_name)
+    seconds(call, backend)  # warm-up: the handle, the kernel's first load
+    median = statistics.median(seconds(call, backend) for _ in range(max(3, rounds)))
+    return workloads.op_flops("matmul", (side, side, side)) / median / 1e9
