@@ -469,5 +469,4 @@ def counting() -> Iterator[Counter[str]]:
     try:
         yield counts
     finally:
-        after = launches()
-        counts.update({kind: after[kind] - before[kind] for kind in after})
+        counts.update(launches() - before)

@@ -101,28 +101,16 @@ using std::pow;
 using std::sqrt;
 using std::tanh;
 
-inline unsigned int __float_as_uint(float value) {
-    unsigned int bits;
-    std::memcpy(&bits, &value, sizeof bits);
-    return bits;
+// CUDA's reinterpreting casts between a float and an integer of its size.
+template <typename To, typename From>
+inline To fastnn_emu_bits(From value) {
+    static_assert(sizeof(To) == sizeof(From), "a reinterpreting cast keeps the size");
+    To result;
+    std::memcpy(&result, &value, sizeof result);
+    return result;
 }
-inline int __float_as_int(float value) {
-    int bits;
-    std::memcpy(&bits, &value, sizeof bits);
-    return bits;
-}
-inline long long __double_as_longlong(double value) {
-    long long bits;
-    std::memcpy(&bits, &value, sizeof bits);
-    return bits;
-}
-inline float __int_as_float(int bits) {
-    float value;
-    std::memcpy(&value, &bits, sizeof value);
-    return value;
-}
-inline double __longlong_as_double(long long bits) {
-    double value;
-    std::memcpy(&value, &bits, sizeof value);
-    return value;
-}
+inline unsigned int __float_as_uint(float v) { return fastnn_emu_bits<unsigned int>(v); }
+inline int __float_as_int(float v) { return fastnn_emu_bits<int>(v); }
+inline float __int_as_float(int v) { return fastnn_emu_bits<float>(v); }
+inline long long __double_as_longlong(double v) { return fastnn_emu_bits<long long>(v); }
+inline double __longlong_as_double(long long v) { return fastnn_emu_bits<double>(v); }
