@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastnn
@@ -164,3 +166,55 @@ def test_kernel_names_cover_both_float_types() -> None:
     assert "gather_rows" in names  # untemplated: one instance
     kernels = [kind for kinds in cuda_kernels.KERNELS.values() for kind in kinds.values()]
     assert len(names) == sum(1 if kind == cuda_kernels.PLAIN else 2 for kind in kernels)
+
+
+def test_a_header_edit_changes_the_code_cupy_compiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CuPy's compile cache is keyed by the code it is handed and the options, not by the
+    files that code includes: the header is pasted in, so an edit of it reaches the key."""
+    folder = tmp_path / "cuda"
+    shutil.copytree(str(cuda_kernels.cuda_source_dir()), folder)
+    monkeypatch.setattr(cuda_kernels, "cuda_source_dir", lambda: folder)
+    handed: list[str] = []
+
+    def raw_module(code: str, **options: object) -> object:
+        handed.append(code)
+        return types.SimpleNamespace(get_function=lambda name: name)
+
+    compiler = types.SimpleNamespace(RawModule=raw_module)
+    cuda_kernels.KernelCache(compiler).get("rows.cu", "gather_rows", None)
+    header = folder / "common.cuh"
+    header.write_text(header.read_text().replace("Grid-stride loop bounds", "Grid stride"))
+    cuda_kernels.KernelCache(compiler).get("rows.cu", "gather_rows", None)
+    assert '#include "common.cuh"' not in handed[0]
+    assert handed[0] != handed[1]
+
+
+def test_a_cupy_that_cannot_compile_our_kernels_is_not_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CuPy's own operations are precompiled and run without NVRTC; ours need it. A probe
+    that only ran CuPy's let `auto` pick a backend that failed at its first kernel."""
+    _fake_cupy(monkeypatch, 1)
+    fake = sys.modules["cupy"]
+
+    def no_nvrtc(**options: object) -> object:
+        raise RuntimeError("CuPy failed to load libnvrtc.so.13: cannot open shared object file")
+
+    fake.zeros = np.zeros  # type: ignore[attr-defined]  # CuPy's precompiled work runs
+    fake.asarray, fake.empty = np.asarray, np.empty  # type: ignore[attr-defined]
+    fake.RawModule = no_nvrtc  # type: ignore[attr-defined]
+    reason = cupy_backend.probe()
+    assert reason == (
+        "fastnn's CUDA kernels cannot be compiled or run: RuntimeError: CuPy failed to load "
+        "libnvrtc.so.13: cannot open shared object file (the cuda12 / cuda13 extras install "
+        "the NVRTC compiler they need)"
+    )
+    assert fastnn.backend_name() in ("numba", "numpy")  # auto moves on
+
+
+def test_the_cuda_extras_bring_nvrtc() -> None:
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    for name, cupy in (("cuda12", "cupy-cuda12x"), ("cuda13", "cupy-cuda13x")):
+        assert re.search(rf'^{name} = \["{cupy}\[ctk\]>=', text, re.MULTILINE), name

@@ -50,7 +50,7 @@ from fastnn.backends.numpy_backend import NumpyBackend, require_columns, require
 
 THREADS = 256  # per block: a whole number of warps
 MAX_BLOCKS = 65_535  # grid-stride loops cover the rest
-HEAD_THREADS = 1024  # the one block of a fused loss
+HEAD_THREADS = 256  # the one block of a fused loss: 8 warps, far below any register limit
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 GRAPHS_VAR = "FASTNN_CUDA_GRAPHS"
 
