@@ -142,3 +142,22 @@ def kernel_probe(xp: Any) -> str | None:
     if not np.array_equal(result, [0.0, 0.5, 2.0]):
         return f"fastnn's ReLU kernel returned {result.tolist()} for [-1, 0.5, 2]"
     return None
+
+
+def update_scalars(rule: str, hyper: dict[str, Any], dtype: np.dtype) -> tuple[Any, ...]:
+    """The scalar arguments of optimizers.cu's kernel ``rule``, in order."""
+    cast = dtype.type
+    tiny = cast(np.finfo(dtype).tiny)
+    lr = hyper["learning_rate"]
+    if rule == "sgd":
+        return (cast(lr),)
+    if rule == "momentum":
+        return (cast(lr), cast(hyper["momentum"]), np.int32(hyper["nesterov"]), tiny)
+    if rule == "rmsprop":
+        rho = hyper["rho"]
+        return (cast(lr), cast(rho), cast(1.0 - rho), cast(hyper["epsilon"]), tiny)
+    if rule == "adam":
+        beta_1, beta_2 = hyper["beta_1"], hyper["beta_2"]
+        return (np.float64(lr), np.float64(beta_1), np.float64(beta_2), cast(1.0 - beta_1),
+                cast(1.0 - beta_2), cast(hyper["epsilon"]), tiny)  # fmt: skip
+    raise ValueError(f"unknown update rule {rule!r}")

@@ -13,7 +13,7 @@ model to read them back once per epoch.
 
 A training step whose buffers are fixed (:meth:`CupyBackend.run_step` with a key) is
 captured as a CUDA graph after one eager run and replayed from then on: one launch
-instead of a dozen. ``FASTNN_CUDA_GRAPHS=0`` turns that off.
+instead of ten (:mod:`fastnn.backends.cuda_graphs`; ``FASTNN_CUDA_GRAPHS=0`` turns that off).
 
 This module imports without CuPy (so ``fastnn backends`` can say why it cannot run);
 CuPy is imported when the backend is created.
@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import math
-import os
-import warnings
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -33,18 +31,21 @@ import numpy as np
 
 from fastnn.backends.base import (
     LAST_LOSS,
+    LOSSES,
     Array,
     Count,
     DTypeLike,
     Scalar,
     check_activation_name,
 )
+from fastnn.backends.cuda_graphs import StepGraphs
 from fastnn.backends.cuda_kernels import (
     ACTIVATION_CODES,
     COUNT_CODES,
     LABEL_DTYPE,
     KernelCache,
     kernel_probe,
+    update_scalars,
 )
 from fastnn.backends.numpy_backend import NumpyBackend, require_columns, require_entries
 
@@ -52,7 +53,6 @@ THREADS = 256  # per block: a whole number of warps
 MAX_BLOCKS = 65_535  # grid-stride loops cover the rest
 HEAD_THREADS = 256  # the one block of a fused loss: 8 warps, far below any register limit
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-GRAPHS_VAR = "FASTNN_CUDA_GRAPHS"
 
 
 def probe() -> str | None:
@@ -365,7 +365,7 @@ class CupyBackend(NumpyBackend):
         totals: Array | None = None,
         count: Count | None = None,
     ) -> tuple[Scalar, Array]:
-        if loss not in LOSS_NAMES:
+        if loss not in LOSSES:
             return super().loss_and_gradient(loss, outputs, targets, grad_out)  # it refuses
         fits = totals is None or (totals.dtype == np.float64 and totals.flags.c_contiguous)
         result = self._fused_loss(
@@ -612,115 +612,3 @@ class CupyBackend(NumpyBackend):
     def graph_status(self) -> dict[str, Any]:
         """Whether training steps are replayed as CUDA graphs, how many, and why not."""
         return self._graphs.status()
-
-
-#: the fused losses the kernels of losses.cu compute
-LOSS_NAMES = (
-    "sparse_softmax_cross_entropy",
-    "softmax_cross_entropy",
-    "sigmoid_binary_cross_entropy",
-    "mean_squared_error",
-)
-
-
-def update_scalars(rule: str, hyper: dict[str, Any], dtype: np.dtype) -> tuple[Any, ...]:
-    """The scalar arguments of optimizers.cu's kernel ``rule``, in order."""
-    cast = dtype.type
-    tiny = cast(np.finfo(dtype).tiny)
-    lr = hyper["learning_rate"]
-    if rule == "sgd":
-        return (cast(lr),)
-    if rule == "momentum":
-        return (cast(lr), cast(hyper["momentum"]), np.int32(hyper["nesterov"]), tiny)
-    if rule == "rmsprop":
-        rho = hyper["rho"]
-        return (cast(lr), cast(rho), cast(1.0 - rho), cast(hyper["epsilon"]), tiny)
-    if rule == "adam":
-        beta_1, beta_2 = hyper["beta_1"], hyper["beta_2"]
-        return (np.float64(lr), np.float64(beta_1), np.float64(beta_2), cast(1.0 - beta_1),
-                cast(1.0 - beta_2), cast(hyper["epsilon"]), tiny)  # fmt: skip
-    raise ValueError(f"unknown update rule {rule!r}")
-
-
-def graphs_wanted() -> bool:
-    """``FASTNN_CUDA_GRAPHS``: unset or 1 replays training steps as CUDA graphs; 0 does not."""
-    value = os.environ.get(GRAPHS_VAR, "").strip().lower()
-    if value in ("", "1", "on", "true", "yes"):
-        return True
-    if value in ("0", "off", "false", "no"):
-        return False
-    raise ValueError(f"{GRAPHS_VAR}={value!r} is not understood; use 1 (on) or 0 (off)")
-
-
-class StepGraphs:
-    """Training steps replayed as CUDA graphs, by their key.
-
-    The first run of a key is eager: it compiles the kernels, creates cuBLAS's handle and
-    fills the workspace, so the second run, captured, allocates nothing. The captured
-    graph runs the step at once and every later one. A capture that fails turns graphs
-    off for this backend, with a warning naming why; training goes on eagerly.
-    """
-
-    LIMIT = 8  # keys kept: the full and the last, partial batch of a few fits
-
-    def __init__(self, backend: CupyBackend) -> None:
-        self.backend = backend
-        self.graphs: dict[Hashable, Any] = {}  # key -> graph, or None once warmed up
-        self.captures = 0
-        self.replays = 0
-        self.failure: str | None = None
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "enabled": graphs_wanted() and self.failure is None,
-            "captures": self.captures,
-            "replays": self.replays,
-            "failure": self.failure,
-        }
-
-    def run(self, step: Callable[[], None], key: Hashable | None) -> None:
-        backend = self.backend
-        stream = backend.xp.cuda.get_current_stream()
-        if (
-            key is None
-            or self.failure is not None
-            or stream is not backend._stream  # capture needs the backend's own stream
-            or not graphs_wanted()
-        ):
-            step()
-            return
-        if key not in self.graphs:
-            step()  # warm-up
-            if len(self.graphs) >= self.LIMIT:
-                self.graphs.pop(next(iter(self.graphs)))
-            self.graphs[key] = None
-            return
-        graph = self.graphs[key]
-        if graph is None:
-            graph = self._capture(step, stream)
-            if graph is None:
-                return
-            self.graphs[key] = graph
-            self.captures += 1
-        graph.launch(stream)
-        self.replays += 1
-
-    def _capture(self, step: Callable[[], None], stream: Any) -> Any:
-        """The graph of ``step``, or None (after running it eagerly) when capture fails."""
-        try:
-            stream.begin_capture()
-            try:
-                step()
-            finally:
-                graph = stream.end_capture()
-        except Exception as error:
-            self.failure = f"{type(error).__name__}: {error}"
-            warnings.warn(
-                f"CUDA graph capture of a training step failed ({self.failure}); "
-                "training goes on without graphs",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            step()
-            return None
-        return graph
