@@ -319,7 +319,10 @@ def matmul(
     chosen = path or choose(rows, depth, cols, transpose_a, transpose_b)
     if chosen == "blas" or not dtype_ok:
         return blas(left, right, out)
-    if out is None or not out.flags.c_contiguous:
+    # Our kernels read a and b while they write out: an out that shares memory with either
+    # gets the product through a buffer, as NumPy gives it.
+    overlaps = out is not None and (np.may_share_memory(out, a) or np.may_share_memory(out, b))
+    if out is None or overlaps or not out.flags.c_contiguous:
         result = own(a, b, transpose_a, transpose_b, np.empty((rows, cols), dtype=a.dtype))
         if out is None:
             return result

@@ -209,8 +209,8 @@ class CupyBackend(NumpyBackend):
         return self._activation_backward(dy, y, "tanh", out)
 
     def bias_add(self, x: Array, bias: Array, out: Array | None = None) -> Array:
-        if not self._fits(x, bias):
-            return super().bias_add(x, bias, out=out)
+        if x.ndim != 2 or bias.shape != (x.shape[1],) or not self._fits(x, bias):
+            return super().bias_add(x, bias, out=out)  # NumPy broadcasts, casts or refuses
         return self.bias_activation(x, bias, "linear", out=out)
 
     def bias_activation(
@@ -233,8 +233,8 @@ class CupyBackend(NumpyBackend):
         return self._finish(result, copy_to)
 
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
-        if x.ndim != 2 or not self._fits(x):
-            return super().sum_rows(x, out=out)
+        if x.ndim != 2 or not self._fits(x) or (out is not None and out.dtype != x.dtype):
+            return super().sum_rows(x, out=out)  # a reduction casts into any out, as NumPy
         return self._column_sums(x, None, "linear", None, out)
 
     def bias_activation_backward(
@@ -313,6 +313,7 @@ class CupyBackend(NumpyBackend):
         extras = [a for a in (bias, bias_grad) if a is not None]
         if (
             not self._fits(outputs, *extras)
+            or (sparse and targets.dtype.kind not in "iu")  # NumPy refuses other indices
             or (not sparse and targets.dtype != outputs.dtype)  # NumPy's rules decide those
             or (bias is not None and not outputs.flags.c_contiguous)  # the kernel adds it
         ):

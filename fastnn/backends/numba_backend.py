@@ -29,6 +29,7 @@ from fastnn.backends.base import Array, Scalar, check_activation_name
 from fastnn.backends.numpy_backend import (
     NumpyBackend,
     adam_step_size,
+    check_confusion_matrix,
     require_columns,
     require_entries,
 )
@@ -61,6 +62,13 @@ def _alike(a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     if out.shape != a.shape:
         raise ValueError(f"out has shape {out.shape}; expected {a.shape}")
     return out
+
+
+def _writable(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    """Whether a kernel may write a result of ``shape`` and ``dtype`` into ``out``: absent
+    (the result is allocated) or of exactly that shape and dtype, C-contiguous. Anything
+    else goes to NumPy, which casts, refuses or copies as its rules say."""
+    return out is None or (out.shape == shape and out.dtype == dtype and out.flags.c_contiguous)
 
 
 def _flat(*arrays: np.ndarray) -> list[np.ndarray] | None:
@@ -113,6 +121,8 @@ class NumbaBackend(NumpyBackend):
     # ------------------------------------------------------------ mini-batches
     def take_rows(self, x: Array, indices: Array, out: Array | None = None) -> Array:
         indices = np.asarray(indices)
+        if indices.ndim != 1 or indices.dtype.kind not in "iu":
+            return super().take_rows(x, indices, out=out)  # NumPy's refusal or its rules
         shape = (len(indices), *x.shape[1:])
         if out is None:
             out = np.empty(shape, dtype=x.dtype)
@@ -139,13 +149,13 @@ class NumbaBackend(NumpyBackend):
         return self._matmul.matmul(a, b, transpose_a, transpose_b, out)
 
     def bias_add(self, x: Array, bias: Array, out: Array | None = None) -> Array:
-        if bias.dtype != x.dtype:
-            return super().bias_add(x, bias, out=out)
+        if x.ndim != 2 or bias.shape != (x.shape[1],) or bias.dtype != x.dtype:
+            return super().bias_add(x, bias, out=out)  # NumPy broadcasts, casts or refuses
         return self.bias_activation(x, bias, "linear", out=out)
 
     def sum_rows(self, x: Array, out: Array | None = None) -> Array:
-        if x.ndim != 2:
-            return super().sum_rows(x, out=out)
+        if x.ndim != 2 or not _writable(out, (x.shape[1],), x.dtype):
+            return super().sum_rows(x, out=out)  # NumPy's checks and rules for the rest
         if out is None:
             out = np.empty(x.shape[1], dtype=x.dtype)
         self._rows.sum_rows(x, out)
@@ -189,7 +199,7 @@ class NumbaBackend(NumpyBackend):
 
     def softmax(self, x: Array, out: Array | None = None) -> Array:
         require_columns(x, "softmax")
-        if x.ndim != 2 or (out is not None and not out.flags.c_contiguous):
+        if x.ndim != 2 or not _writable(out, x.shape, x.dtype):
             return super().softmax(x, out=out)
         out = _alike(x, out)
         self._softmax.softmax(x, out)
@@ -229,6 +239,8 @@ class NumbaBackend(NumpyBackend):
         if outputs.ndim != 2:
             raise ValueError(f"outputs must be 2-D (batch, units); received {outputs.shape}")
         require_entries(outputs, kernel.__name__)
+        if grad_out is not None and grad_out.dtype != outputs.dtype:  # NumPy's casting rules
+            return getattr(super(), kernel.__name__)(outputs, targets, grad_out)
         grad = _alike(outputs, grad_out)
         # The kernels write grad as one flat array and read the outputs after it.
         if not grad.flags.c_contiguous or np.may_share_memory(grad, outputs):
@@ -243,6 +255,8 @@ class NumbaBackend(NumpyBackend):
     ) -> tuple[Scalar, Array]:
         if labels.shape != logits.shape[:1]:
             raise ValueError(f"labels must have shape ({len(logits)},); received {labels.shape}")
+        if labels.dtype.kind not in "iu":  # NumPy refuses other indices
+            return super().sparse_softmax_cross_entropy(logits, labels, grad_out)
         return self._loss(self._softmax.sparse_softmax_cross_entropy, logits, labels, grad_out)
 
     def _dense_loss(
@@ -294,8 +308,9 @@ class NumbaBackend(NumpyBackend):
     def update_confusion(
         self, matrix: Array, scores: Array, targets: Array, threshold: float | None = None
     ) -> None:
-        if scores.ndim != 2:
+        if scores.ndim != 2 or not matrix.flags.c_contiguous:
             return super().update_confusion(matrix, scores, targets, threshold)
+        check_confusion_matrix(matrix, scores, threshold)  # the kernels index it unchecked
         if threshold is None:
             if targets.shape != scores.shape[:1]:
                 raise ValueError(f"targets must have shape ({len(scores)},); got {targets.shape}")
@@ -325,8 +340,9 @@ class NumbaBackend(NumpyBackend):
 
     # ------------------------------------------------------------ normalization
     def _normalization_args(self, x: Array, *columns: Array) -> bool:
-        """Whether the kernels take these: x 2-D, every per-column array 1-D of its width."""
-        return x.ndim == 2 and all(c.shape == x.shape[1:] for c in columns)
+        """Whether the kernels take these: x 2-D, every per-column array 1-D of its width
+        and of x's dtype."""
+        return x.ndim == 2 and all(c.shape == x.shape[1:] and c.dtype == x.dtype for c in columns)
 
     def batch_norm_forward(
         self,
@@ -353,7 +369,9 @@ class NumbaBackend(NumpyBackend):
         epsilon: float,
         out: Array | None = None,
     ) -> Array:
-        if not self._normalization_args(x, mean, variance, gamma, beta):
+        if not self._normalization_args(x, mean, variance, gamma, beta) or not _writable(
+            out, x.shape, x.dtype
+        ):
             return super().batch_norm_inference(x, mean, variance, gamma, beta, epsilon, out)
         out = _alike(x, out)
         self._normalization.normalize(x, mean, variance, gamma, beta, x.dtype.type(epsilon), out)
@@ -372,7 +390,12 @@ class NumbaBackend(NumpyBackend):
         out: Array | None = None,
     ) -> Array:
         columns = (mean, variance, gamma, dgamma_out, dbeta_out)
-        if dy.shape != x.shape or not self._normalization_args(x, *columns):
+        if (
+            dy.shape != x.shape
+            or dy.dtype != x.dtype
+            or not self._normalization_args(x, *columns)
+            or not _writable(out, x.shape, x.dtype)
+        ):
             return super().batch_norm_backward(
                 dy, x, mean, variance, gamma, epsilon, dgamma_out, dbeta_out, out
             )

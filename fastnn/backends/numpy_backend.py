@@ -35,6 +35,26 @@ def require_entries(x: Array, op: str) -> None:
         )
 
 
+def check_confusion_matrix(matrix: Array, scores: Array, threshold: float | None) -> None:
+    """Refuse a confusion matrix that does not fit the scores: (K, K) for K classes of
+    argmax scores (B, K), (2, 2) for thresholded ones; integers."""
+    classes = (scores.shape[1] if scores.ndim == 2 else 0) if threshold is None else 2
+    if matrix.shape != (classes, classes) or matrix.dtype.kind not in "iu":
+        raise ValueError(
+            f"the confusion matrix must be integers of shape {(classes, classes)} for scores "
+            f"of shape {scores.shape}; received {matrix.dtype} {matrix.shape}"
+        )
+
+
+def check_labels(labels: Array, classes: int) -> None:
+    """Refuse a label outside [0, classes): it would name a row the matrix does not have."""
+    if labels.size == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= classes:
+        raise IndexError(f"label {low if low < 0 else high} is outside [0, {classes})")
+
+
 def adam_step_size(learning_rate: float, beta_1: float, beta_2: float, step: int) -> float:
     """Adam's bias-corrected step size for the 1-based ``step``."""
     return learning_rate * (1.0 - beta_2**step) ** 0.5 / (1.0 - beta_1**step)
@@ -292,8 +312,10 @@ class NumpyBackend(Backend):
         self, matrix: Array, scores: Array, targets: Array, threshold: float | None = None
     ) -> None:
         xp = self.xp
+        check_confusion_matrix(matrix, scores, threshold)
         classes = matrix.shape[0]
         if threshold is None:
+            check_labels(targets, classes)
             predicted = self.argmax_rows(scores)  # (B,)
             true = targets
         else:
