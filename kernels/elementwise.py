@@ -5,8 +5,8 @@ contiguous arrays (where LLVM vectorizes the inner loop) and strided views alike
 ``out`` may be the same array as an input: each entry is read before it is written.
 
 Tanh forward stays with NumPy: numba calls libm's ``tanh`` one element at a time
-(this llvmlite build has no SIMD math library), measured 30x slower than NumPy's
-SIMD ``tanh``; and ``tanh`` through ``exp`` loses relative precision near 0.
+(this llvmlite build has no SIMD math library), far slower than NumPy's SIMD
+``tanh``; and ``tanh`` through ``exp`` loses relative precision near 0.
 Sigmoid only needs ``exp(-|z|)``, which :mod:`fastnn.kernels.exp` vectorizes.
 """
 

@@ -35,7 +35,7 @@ from numba import prange
 from fastnn.kernels.jit import kernel, parallel_kernel, sum_kernel
 
 #: reductions of rank updates are summed in blocks of this many terms, then the block
-#: sums added: float32 sums over 59,000 terms drift otherwise (5x BLAS's rounding error)
+#: sums added: float32 sums over 59,000 terms drift past BLAS's rounding error otherwise
 BLOCK = 256
 #: dot products longer than this go to BLAS (our dots kernel sums them in one run)
 MAX_DOT_DEPTH = 4096
@@ -191,7 +191,6 @@ def _tiled_row_combinations(
             j1 = min(j0 + TILE_COLS, cols)
             for i in range(row_start, row_stop):
                 # slices, not out[i, j]: with two-index stores LLVM kept the loop scalar
-                # (measured 5x slower)
                 row = out[i, j0:j1]
                 for k in range(k0, k1):
                     x = a[i, k]
@@ -244,10 +243,10 @@ def choose(rows: int, depth: int, cols: int, transpose_a: bool, transpose_b: boo
     """Which path computes an (rows x depth) @ (depth x cols) product: "blas" or "own".
 
     Thin products with enough work go to our kernels, even those whose inner loop
-    is short (a 59000x10 @ 10x10 takes 1.3 ms there, 0.24 ms with BLAS): handing
-    those few to BLAS in the middle of our parallel kernels woke BLAS's threads,
-    which then fought ours for the cores. Measured on the scratch recipe, one step:
-    40 ms all ours, 68 ms mixed, 55 ms all BLAS.
+    is short (BLAS alone is faster on a 59000x10 @ 10x10): handing those few to BLAS
+    in the middle of our parallel kernels woke BLAS's threads, which then fought ours
+    for the cores, and a scratch step ran slower mixed than all ours or all BLAS
+    (``bench/test_matmul.py`` times the paths).
     """
     if cols > THIN_COLUMNS or rows * depth * cols < OWN_KERNEL_MIN_WORK:
         return "blas"

@@ -5,7 +5,7 @@ memory once per temporary; here every weight is read and written once per step.
 
 The state arrays (velocity, moments) of weights whose gradient stays 0 (inputs
 that are always 0, like MNIST's border pixels) decay geometrically into the
-subnormal range, where x86 arithmetic is ~100x slower. Values below the dtype's
+subnormal range, where x86 arithmetic takes a slow path. Values below the dtype's
 smallest normal number (``tiny``) are flushed to 0: the change is below 1e-38
 and keeps the step time flat over long runs.
 

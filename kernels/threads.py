@@ -2,15 +2,15 @@
 
 Only the matmul kernels run in parallel (see ``fastnn/backends/numba_backend.py``
 for why the others are serial), and only for products big enough to pay for it.
-Measured on the 2-core target machine, for a thin 8192x512x10 product
-interleaved with NumPy's multi-threaded BLAS (as a training step interleaves
-them):
+On the 2-core target machine, with a thin product interleaved with NumPy's
+multi-threaded BLAS (as a training step interleaves them):
 
-* OpenMP with its default "active" waiting: 1.8 us per parallel launch, but its
-  spinning threads and BLAS's fought over the cores: +7.5 ms per BLAS/kernel pair;
-* OpenMP with ``OMP_WAIT_POLICY=PASSIVE``: 0.07 ms per launch, no fight;
-* numba's own "workqueue" pool: 0.15 ms per launch, no fight, but it aborts when
-  two Python threads launch parallel kernels at once.
+* OpenMP with its default "active" waiting launches fastest, but its spinning
+  threads and BLAS's fight over the cores (bench/results/overhead.md measures
+  an RMSprop update after a BLAS product: 8.0 ms against 0.67 ms on one thread);
+* OpenMP with ``OMP_WAIT_POLICY=PASSIVE`` launches more slowly, with no fight;
+* numba's own "workqueue" pool: no fight either, but it aborts when two Python
+  threads launch parallel kernels at once.
 
 So fastnn asks for OpenMP (then TBB, then workqueue, whichever loads) with
 passive waiting. Each is only a default: ``NUMBA_THREADING_LAYER`` and

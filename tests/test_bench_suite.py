@@ -12,6 +12,7 @@ import pytest
 from fastnn import cli
 from fastnn.backends import available_backends
 from fastnn.benchmarks import report, suite, workloads
+from fastnn.benchmarks.timing import Timing
 from tests.conftest import backend_params
 
 #: small sizes of every op, so each backend's result can be checked in milliseconds
@@ -228,3 +229,28 @@ def test_bench_plot_without_matplotlib_fails_before_timing(
     )
     assert cli.main(["bench", "--quick", "--plot", "charts"]) == 1
     assert 'pip install "fastnn[plot]"' in capsys.readouterr().err
+
+
+def test_peers_timed_in_rounds_of_their_own_get_ratios_of_medians() -> None:
+    """A peer in a process of its own was not timed in fastnn's rounds: pairing its runs
+    with fastnn's round by round would be a ratio of unrelated pairs."""
+
+    def clock(values: list[float]) -> Any:
+        times = iter(values)
+        return lambda: next(times)  # a workload that reports its own seconds
+
+    entries = {
+        "fastnn numpy": suite._Entry("backend", clock([9.0, 1.0, 4.0, 2.0]), backend="numpy"),
+        "in-process peer": suite._Entry("peer", clock([9.0, 2.0, 2.0, 8.0])),
+        "peer apart": suite._Entry("peer", None, Timing(first=9.0, runs=[3.0, 6.0, 9.0])),
+    }
+    options = suite.Options(backends=["numpy"], rounds=3)
+    rows = {r["implementation"]: r for r in suite._time_entries("w", 10, entries, options)}
+    paired = rows["in-process peer"]
+    assert paired["ratios"] == "per round" and paired["vs_numpy"] == 2.0  # median(2, .5, 4)
+    apart = rows["peer apart"]
+    assert apart["ratios"] == "of medians" and apart["vs_numpy"] == 6.0 / 2.0
+    text = report.markdown({"date": "d", "machine": {"cpu": "c", "cores": 2}, "training": [
+        {**apart, "first_loss": None, "loss_rel_diff": None}
+    ]})  # fmt: skip
+    assert "| peer apart * |" in text and "its ratios are of the medians" in text

@@ -22,6 +22,7 @@ order, so their positions are always compared.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -33,6 +34,7 @@ import fastnn
 from fastnn.backends.base import ACTIVATIONS, Backend
 from fastnn.backends.numpy_backend import NumpyBackend, adam_step_size
 
+from . import kernel_calls
 from .conftest import OTHER_BACKENDS, backend_params
 
 # The float64 bounds may overflow to inf (and inf * 0 make NaN): that is what marks an entry
@@ -52,6 +54,11 @@ RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 #: C order, a transposed view (Fortran order), every other column of a wider array,
 #: and rows reversed (a negative stride)
 LAYOUTS = ("C", "F", "strided", "reversed")
+#: C order two times in three: the numba kernels take C-ordered operands only (the other
+#: layouts go to NumPy code), and most examples must reach the kernels
+LAYOUT_DRAWS = ("C",) * 6 + LAYOUTS[1:]
+#: per op, [calls the reference accepted, calls that ran a kernel of the backend]
+REACH: dict[str, list[int]] = {}
 MAGNITUDES = ("moderate", "large", "tiny", "huge", "mixed", "nonfinite", "ties")
 #: arguments an op writes into (the others must keep their values)
 OUT_NAMES = ("out", "grad_out", "mean_out", "variance_out", "dgamma_out", "dbeta_out")
@@ -59,6 +66,7 @@ OUT_NAMES = ("out", "grad_out", "mean_out", "variance_out", "dgamma_out", "dbeta
 # Each test runs a few dozen cases: enough to reach every strategy branch in a few runs,
 # few enough that the file stays fast once numba's cache holds every layout's signature.
 SETTINGS = hypothesis.settings(max_examples=40, deadline=None)
+PROFILE_VAR = "FASTNN_HYPOTHESIS_PROFILE"
 
 ROWS = st.integers(0, 9)
 #: up to a few vector widths, so the kernels' vector bodies and scalar tails both run
@@ -152,19 +160,56 @@ class Case:
         where = data.draw(st.sampled_from(["new", "buffer", "in place"]), label="written to")
         return {"new": None, "buffer": self.buffer(data, shape), "in place": x}[where]
 
-    def labels(self, data: Any, rows: int, classes: int) -> Operand:
-        """Class labels in [0, classes), of a drawn integer dtype."""
+    def labels(self, data: Any, rows: int, classes: int, out_of_range: bool = False) -> Operand:
+        """Class labels in [0, classes), of a drawn integer dtype; with ``out_of_range``,
+        one draw in four may hold labels outside it too (the ops that index by label must
+        refuse them, not read or write past an array)."""
         dtype = data.draw(st.sampled_from([np.int64, np.int32]), label="label dtype")
         values = st.integers(0, max(classes - 1, 0))
+        if out_of_range and data.draw(st.integers(0, 3), label="labels out of range?") == 0:
+            values = st.integers(-2, classes + 2)
         return Operand(data.draw(hnp.arrays(dtype, rows, elements=values), "labels"), self.layout)
 
 
 CASES = st.builds(
     Case,
     dtype=st.sampled_from(FLOATS),
-    layout=st.sampled_from(LAYOUTS),
+    layout=st.sampled_from(LAYOUT_DRAWS),
     magnitude=st.sampled_from(MAGNITUDES),
 )
+
+
+def _kernel_op(method: str, args: Sequence[Any]) -> str | None:
+    """The op a call computes, as ``inherited_ops`` names them (None: the identity)."""
+    if method in ("activation", "activation_backward"):
+        activation = args[1 if method == "activation" else 2]
+        if activation == "linear":
+            return None
+        return activation if method == "activation" else f"{activation}_backward"
+    return method
+
+
+@pytest.fixture(autouse=True)
+def _kernels_reached(request: pytest.FixtureRequest) -> Any:
+    """After a property test, each op it called on a backend with kernels ran one of them
+    in at least half the calls the reference accepted: the draws test the kernels, not the
+    NumPy code the backend falls back to (see each backend's ``inherited_ops``).
+
+    Checked where the draws are the same every run (the CI profile): elsewhere a run's
+    share is a random number, and ``test_every_op_reaches_a_kernel`` checks each op once.
+    """
+    REACH.clear()
+    yield
+    callspec = getattr(request.node, "callspec", None)
+    name = callspec.params.get("name") if callspec else None
+    if name not in ("numba", "cupy-emulated") or os.environ.get(PROFILE_VAR) != "ci":
+        return
+    inherited = fastnn.get_backend(name).inherited_ops | {"matmul"}  # BLAS / cuBLAS
+    for op, (accepted, reached) in REACH.items():
+        if op not in inherited and accepted >= 8:
+            assert reached >= accepted / 2, (
+                f"{op} on {name}: a kernel ran in {reached} of the {accepted} calls"
+            )
 
 
 # ---------------------------------------------------------------- comparing
@@ -284,7 +329,13 @@ def call_both(
             with pytest.raises(type(error)):
                 getattr(backend, method)(*dev_args, **dev_kwargs)
             return None
-        actual = getattr(backend, method)(*dev_args, **dev_kwargs)
+        with kernel_calls.counting(backend) as kernels_run:
+            actual = getattr(backend, method)(*dev_args, **dev_kwargs)
+            op = _kernel_op(method, args)
+            if op is not None:
+                tally = REACH.setdefault(op, [0, 0])
+                tally[0] += 1
+                tally[1] += kernels_run() > 0
     mutable = {*written, *(v for k, v in kwargs.items() if k in OUT_NAMES)}
     for operand, array in ref.items():
         if operand not in mutable:
@@ -300,7 +351,10 @@ def matrix(data: Any) -> tuple[int, int]:
 
 
 def any_shape(data: Any) -> tuple[int, ...]:
-    """A shape of 1 to 3 axes (elementwise ops and updates take any)."""
+    """A shape of 1 to 3 axes (elementwise ops and updates take any), two axes two times in
+    three: the numba kernels take (rows, cols), and most examples must reach them."""
+    if data.draw(st.integers(0, 2), label="a matrix?") < 2:
+        return matrix(data)
     return data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=12), "shape")
 
 
@@ -729,7 +783,7 @@ def test_argmax_ops_match_reference_exactly(name: str, data: Any, case: Case, op
     backend = fastnn.get_backend(name)
     rows, cols = matrix(data)
     scores = case.array(data, (rows, cols), label="scores")
-    labels = case.labels(data, rows, cols)
+    labels = case.labels(data, rows, cols, out_of_range=True)
     if op == "argmax_rows":
         outcome = call_both(backend, op, scores)
     elif op == "count_argmax_matches":
@@ -738,8 +792,11 @@ def test_argmax_ops_match_reference_exactly(name: str, data: Any, case: Case, op
         counts = hnp.arrays(np.int64, (cols, cols), elements=st.integers(0, 1000))
         matrix_operand = Operand(data.draw(counts, label="matrix"))
         outcome = call_both(backend, op, matrix_operand, scores, labels, written=[matrix_operand])
-    if outcome is None:  # the argmax of a row of nothing: refused by both
-        assert cols == 0
+    if outcome is None:  # refused by both: the argmax of a row of nothing, or a label that
+        outside = labels.values.size > 0 and (
+            labels.values.min() < 0 or labels.values.max() >= cols
+        )
+        assert cols == 0 or (op == "update_confusion" and outside)  # names no matrix row
         return
     if op == "argmax_rows":
         actual = backend.to_numpy(outcome.actual)
@@ -788,7 +845,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
 
 
 @pytest.mark.parametrize("name", BACKENDS)
-@SETTINGS
+@hypothesis.settings(SETTINGS, max_examples=100)  # five update rules share the examples
 @hypothesis.given(
     data=st.data(),
     case=CASES,
@@ -877,12 +934,16 @@ def test_take_rows_matches_reference_exactly(name: str, data: Any, case: Case) -
     n = shape[0]
     count = data.draw(st.integers(0, 12) if n else st.just(0), label="number of indices")
     index_dtype = data.draw(st.sampled_from([np.intp, np.int32]), label="index dtype")
-    index_values = st.integers(-n, n - 1) if n else st.nothing()
+    # one draw in four may index past either end: every backend must refuse it
+    reach = n + 2 if data.draw(st.integers(0, 3), label="indices out of range?") == 0 else n
+    index_values = st.integers(-reach, reach - 1) if reach else st.nothing()
     indices = Operand(data.draw(hnp.arrays(index_dtype, count, elements=index_values), "indices"))
     result_shape = (count, *shape[1:])
     out = case.maybe_buffer(data, result_shape, "out")
     outcome = call_both(backend, "take_rows", x, indices, out=out)
-    assert outcome is not None
+    if outcome is None:  # refused by both: an index past an end
+        assert count and (indices.values.min() < -n or indices.values.max() >= n)
+        return
     result = outcome.result(result_shape, case.dtype, out)
     np.testing.assert_array_equal(result, outcome.expected)
 
@@ -1014,3 +1075,77 @@ def test_operands_reach_the_backend_as_copies(
     array = operand.on(fastnn.get_backend(name))
     assert not np.shares_memory(array, operand.values)
     assert np.array_equal(array, operand.values)
+
+
+# ----------------------------------------------------- every op reaches a kernel
+def _canonical_calls(b: Backend) -> dict[str, Callable[[], Any]]:
+    """One call of each op with C-ordered float32 operands, the layout kernels take."""
+    rng = np.random.default_rng(0)
+
+    def arr(*shape: int) -> Any:
+        return b.asarray(rng.standard_normal(shape).astype(np.float32))
+
+    def ones(*shape: int) -> Any:
+        return b.asarray(np.ones(shape, np.float32))
+
+    x, y, v, w = arr(6, 5), arr(6, 5), arr(5), arr(5)
+    labels = b.asarray(np.array([0, 1, 2, 3, 4, 0]))
+    onehot = b.asarray(np.eye(5, dtype=np.float32)[[0, 1, 2, 3, 4, 0]])
+    stats = (b.zeros(5, np.float32), ones(5))
+    return {
+        "relu": lambda: b.relu(x),
+        "sigmoid": lambda: b.sigmoid(x),
+        "tanh": lambda: b.tanh(x),
+        "softmax": lambda: b.softmax(x),
+        "relu_backward": lambda: b.relu_backward(x, y),
+        "sigmoid_backward": lambda: b.sigmoid_backward(x, y),
+        "tanh_backward": lambda: b.tanh_backward(x, y),
+        "softmax_backward": lambda: b.softmax_backward(x, y),
+        "bias_add": lambda: b.bias_add(x, v),
+        "bias_activation": lambda: b.bias_activation(x, v, "relu"),
+        "sum_rows": lambda: b.sum_rows(x),
+        "multiply": lambda: b.multiply(x, y),
+        "dropout_mask": lambda: b.dropout_mask(rng, (6, 5), 0.5, np.float32),
+        "weight_penalty": lambda: b.weight_penalty(x, 0.1, 0.1, arr(6, 5)),
+        "batch_norm_forward": lambda: b.batch_norm_forward(
+            x, v, w, 1e-3, b.zeros(5, np.float32), b.zeros(5, np.float32)
+        ),
+        "batch_norm_inference": lambda: b.batch_norm_inference(x, *stats, v, w, 1e-3),
+        "batch_norm_backward": lambda: b.batch_norm_backward(
+            y, x, *stats, v, 1e-3, b.zeros(5, np.float32), b.zeros(5, np.float32)
+        ),
+        "moving_average_update": lambda: b.moving_average_update(arr(5), v, 0.9),
+        "sparse_softmax_cross_entropy": lambda: b.sparse_softmax_cross_entropy(x, labels),
+        "softmax_cross_entropy": lambda: b.softmax_cross_entropy(x, onehot),
+        "sigmoid_binary_cross_entropy": lambda: b.sigmoid_binary_cross_entropy(x, onehot),
+        "mean_squared_error": lambda: b.mean_squared_error(x, y),
+        "argmax_rows": lambda: b.argmax_rows(x),
+        "count_argmax_matches": lambda: b.count_argmax_matches(x, labels),
+        "count_threshold_matches": lambda: b.count_threshold_matches(x, onehot, 0.0),
+        "update_confusion": lambda: b.update_confusion(b.zeros((5, 5), np.int64), x, labels),
+        "take_rows": lambda: b.take_rows(x, b.asarray(np.array([3, 1]))),
+        "sgd_update": lambda: b.sgd_update(arr(6, 5), x, 0.1),
+        "momentum_update": lambda: b.momentum_update(arr(6, 5), x, arr(6, 5), 0.1, 0.9, True),
+        "rmsprop_update": lambda: b.rmsprop_update(arr(6, 5), x, ones(6, 5), 0.1, 0.9, 1e-7),
+        "adam_update": lambda: b.adam_update(
+            arr(6, 5), x, arr(6, 5), ones(6, 5), 1e-3, 0.9, 0.999, 1e-7, 3
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", backend_params(("numba", "cupy-emulated")))
+def test_every_op_reaches_a_kernel_or_is_declared_inherited(name: str) -> None:
+    """Each op runs a kernel of the backend's own on the operands kernels take, unless the
+    backend declares it NumPy code (``inherited_ops``, which the README lists)."""
+    backend = fastnn.get_backend(name)
+    calls = _canonical_calls(backend)
+    interface = {n for n in dir(Backend) if not n.startswith("_")}
+    assert set(calls) <= interface
+    for op, call in calls.items():
+        with kernel_calls.counting(backend) as kernels_run:
+            call()
+            ran = kernels_run()
+        if op in backend.inherited_ops:
+            assert ran == 0, f"{op} on {name} is declared NumPy code but ran {ran} kernel(s)"
+        else:
+            assert ran > 0, f"{op} on {name} ran no kernel of the backend's own"

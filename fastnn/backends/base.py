@@ -108,6 +108,9 @@ class Backend(ABC):
     #: True when :meth:`run_step` may replay a step instead of running it (CUDA graphs):
     #: only then is a step's key worth building.
     replays_steps: ClassVar[bool] = False
+    #: interface methods this backend leaves to the NumPy code it inherits (on a GPU, to
+    #: CuPy's own operations) for every operand: the ones with no kernel of its own
+    inherited_ops: ClassVar[frozenset[str]] = frozenset()
 
     # ------------------------------------------------------------------ arrays
     @abstractmethod

@@ -395,11 +395,17 @@ class RawModule:
 
 
 class RawFunction:
-    """One kernel; called as CuPy calls one: ``kernel(grid, block, args)``."""
+    """One kernel; called as CuPy calls one: ``kernel(grid, block, args)``.
+
+    CuPy's ``-ftz=true`` flushes float32 subnormals only; the emulation can flush only all
+    SSE arithmetic or none, so it flushes in the float instantiations and not in the
+    double ones, as a GPU does.
+    """
 
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
         self.name = kernel.name
+        self.flushes = "<float" in kernel.name
 
     def __call__(
         self, grid: Sequence[int], block: Sequence[int], args: Sequence[Any], **kwargs: Any
@@ -415,9 +421,10 @@ class RawFunction:
                 value = value.reshape(())[()]  # CuPy passes a one-element array by value
             host_args.append(value.view(np.ndarray) if isinstance(value, DeviceArray) else value)
         grid, block = tuple(grid), tuple(block)
+        flush = self.flushes
 
         def work() -> None:
-            self.kernel.launch(grid, block, host_args, seed=_device.seed())
+            self.kernel.launch(grid, block, host_args, seed=_device.seed(), flush_subnormals=flush)
 
         _run("kernel", work, writes=True)
 

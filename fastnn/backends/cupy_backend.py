@@ -84,6 +84,14 @@ class CupyBackend(NumpyBackend):
     name: ClassVar[str] = "cupy"
     synchronous: ClassVar[bool] = False
     replays_steps: ClassVar[bool] = True
+    # CuPy's own operations: off the training step's hot path, or one CuPy pass already
+    inherited_ops: ClassVar[frozenset[str]] = frozenset(
+        {
+            "multiply", "dropout_mask", "take_rows", "argmax_rows", "update_confusion",
+            "weight_penalty", "batch_norm_forward", "batch_norm_inference",
+            "batch_norm_backward", "moving_average_update",
+        }
+    )  # fmt: skip
     #: threads per block (a whole number of warps) and the cap on grid-stride launches
     threads: ClassVar[int] = THREADS
     max_blocks: ClassVar[int] = MAX_BLOCKS
@@ -164,6 +172,19 @@ class CupyBackend(NumpyBackend):
 
     def copy_from_host(self, dst: Array, values: np.ndarray) -> None:
         dst.set(np.ascontiguousarray(values, dtype=dst.dtype))
+
+    # ------------------------------------------------------------ mini-batches
+    def take_rows(self, x: Array, indices: Array, out: Array | None = None) -> Array:
+        # CuPy's take wraps an index past the end around; NumPy refuses it, and so do we
+        # (a read of the indices: this op is not on the training step's path)
+        n = len(x)
+        if indices.size and indices.dtype.kind in "iu":
+            low, high = int(indices.min()), int(indices.max())
+            if low < -n or high >= n:
+                raise IndexError(
+                    f"row index {low if low < -n else high} is out of range for {n} rows"
+                )
+        return super().take_rows(x, indices, out=out)
 
     # ------------------------------------------------------------- activations
     def _activation(self, x: Array, activation: str, out: Array | None) -> Array:

@@ -9,12 +9,11 @@ Matrix products go through :mod:`fastnn.kernels.matmul`, which picks, per shape,
 NumPy's BLAS or a Numba kernel of our own (see that module for the measurements).
 
 Threading: the elementwise, loss and optimizer kernels are serial (vectorized
-with SIMD). Measured on the 2-core target machine, parallel versions of them lost
-to the serial ones even alone (0.37-0.65 ms vs 0.18 ms for an RMSprop update of a
-784x512 weight) and, interleaved with NumPy's multi-threaded BLAS as training
-runs them, the threads of the two pools fought for the cores (1.3-8.4 ms per
-pair). Only the matmul kernels use numba's thread pool; see
-:func:`fastnn.kernels.threads.configure`.
+with SIMD). On the 2-core target machine a split RMSprop update of a 784x512 weight
+gains nothing with sleeping threads and, with spinning ones, fights NumPy's BLAS
+threads for the cores when it follows a product, as training runs it
+(bench/results/overhead.md: 682 and 7,996 us against 665 us on one thread). Only
+the matmul kernels use numba's thread pool; see :func:`fastnn.kernels.threads.configure`.
 """
 
 from __future__ import annotations
@@ -95,6 +94,9 @@ class NumbaBackend(NumpyBackend):
     """NumPy arrays; kernels from ``fastnn.kernels`` for every op where they win."""
 
     name: ClassVar[str] = "numba"
+    # tanh needs SIMD tanh, which NumPy has and Numba does not; multiply and the dropout
+    # mask are one NumPy pass already; products go to NumPy's BLAS except the thin ones
+    inherited_ops: ClassVar[frozenset[str]] = frozenset({"tanh", "multiply", "dropout_mask"})
 
     def __init__(self) -> None:
         from fastnn.kernels import (

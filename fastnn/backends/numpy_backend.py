@@ -315,8 +315,8 @@ class NumpyBackend(Backend):
         check_confusion_matrix(matrix, scores, threshold)
         classes = matrix.shape[0]
         if threshold is None:
-            check_labels(targets, classes)
             predicted = self.argmax_rows(scores)  # (B,)
+            check_labels(targets, classes)
             true = targets
         else:
             predicted = (scores > threshold).ravel()  # (B * K,)

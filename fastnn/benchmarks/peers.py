@@ -444,7 +444,7 @@ def time_in_subprocess(
 
     Each framework brings its own thread pools (PyTorch's OpenMP, XLA's), which
     keep spinning or sleeping on their own schedules; in one process with NumPy's
-    BLAS and numba's pool they slowed each other by 1.5-4x here. A process of its
+    BLAS and numba's pool they slowed each other down here. A process of its
     own, with the user's environment, gives each peer the machine as its users
     have it. Returns ``{"first": s,
     "runs": [s, ...], "losses": [...]}``: the warm-up epoch, then ``rounds`` timed ones.

@@ -117,12 +117,19 @@ def markdown(result: Mapping[str, Any]) -> str:
             loss = "-" if row["first_loss"] is None else f"{row['first_loss']:.4f}"
             if row["loss_rel_diff"] is not None:
                 loss += f" ({row['loss_rel_diff']:.1e}, {_verdict(row['equivalent'])})"
+            mark = " *" if row.get("ratios") == "of medians" else ""
             lines.append(
-                f"| {row['implementation']} | {duration(row['median_s'])} | "
+                f"| {row['implementation']}{mark} | {duration(row['median_s'])} | "
                 f"{row['samples_per_s']:,.0f} | {row['vs_numpy']:.2f} | "
                 f"{_number(row['vs_floor'], '.2f')} | {loss} |"
             )
-        lines.append("")
+        lines += [
+            "",
+            "Ratios are medians of each round's ratio, the contenders timed in turn in one "
+            "process; * a peer timed in a process of its own, in rounds of its own: its "
+            "ratios are of the medians.",
+            "",
+        ]
     if result.get("ops"):
         lines += [
             "## ops (median per call; speedup over the numpy backend)",

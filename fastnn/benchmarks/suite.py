@@ -275,32 +275,6 @@ class _Entry:
         return list(getattr(self.work, "losses", []))
 
 
-class _ScratchIterations:
-    """The scratch recipe on one backend: each call runs ``iterations`` full-batch steps."""
-
-    def __init__(self, backend_name: str, x: np.ndarray, y: np.ndarray, iterations: int) -> None:
-        from fastnn import recipes, use_backend
-
-        self.backend_name, self.x, self.y, self.iterations = backend_name, x, y, iterations
-        with use_backend(backend_name):
-            self.model = recipes.get("scratch").build(1, np.dtype("float32"))
-        self.losses: list[float] = []
-
-    def __call__(self) -> None:
-        from fastnn import use_backend
-
-        with use_backend(self.backend_name):
-            history = self.model.fit(
-                self.x,
-                self.y,
-                epochs=self.iterations,
-                batch_size=len(self.x),
-                shuffle=False,
-                verbose=0,
-            )
-        self.losses.append(float(history.history["loss"][-1]))
-
-
 def training_rows(options: Options, progress: Progress) -> list[dict[str, Any]]:
     """The `keras` epoch and `scratch` iterations: backends, peers and floor side by side."""
     from fastnn.datasets import mnist
@@ -350,7 +324,9 @@ def _scratch_entries(
 ) -> dict[str, _Entry]:
     entries = {
         f"fastnn {label}": _Entry(
-            "backend", labelled(label, _ScratchIterations(name, x, y, iterations)), backend=name
+            "backend",
+            labelled(label, workloads.ScratchIterations(name, x, y, iterations)),
+            backend=name,
         )
         for label, name in options.variants()
     }
@@ -372,6 +348,14 @@ def _time_entries(
     timings = interleaved(here, options.rounds, sync)
     timings.update({name: e.timing for name, e in entries.items() if e.timing is not None})
     reference = entries["fastnn numpy"].losses()
+
+    def ratio(top: str, bottom: str) -> float:
+        """Paired round by round where both ran in the same rounds; a peer timed in a
+        process of its own ran in rounds of its own, so its ratio is of the medians."""
+        if entries[top].timing is not None or entries[bottom].timing is not None:
+            return timings[top].median / timings[bottom].median
+        return round_ratio(timings, top, bottom)
+
     rows = []
     for name, entry in entries.items():
         losses = entry.losses()
@@ -385,10 +369,9 @@ def _time_entries(
             "samples_per_s": samples / timings[name].median,
             "final_loss": losses[-1] if losses else None,
             "first_loss": losses[0] if losses else None,
-            "vs_numpy": round_ratio(timings, name, "fastnn numpy"),
-            "vs_floor": round_ratio(timings, name, "gemm floor")
-            if "gemm floor" in timings
-            else None,
+            "vs_numpy": ratio(name, "fastnn numpy"),
+            "vs_floor": ratio(name, "gemm floor") if "gemm floor" in timings else None,
+            "ratios": "of medians" if entry.timing is not None else "per round",
             "loss_rel_diff": None,
             "equivalent": None,
         }

@@ -188,6 +188,32 @@ class _TimedEpochs:
         return self._timer.seconds[-1]
 
 
+class ScratchIterations:
+    """The scratch recipe's training on one backend: each call runs ``iterations``
+    full-batch steps on (x, y), and nothing else (no validation, no test pass): the same
+    work as the tutorial's own gradient descent (:mod:`scratch_tutorial`)."""
+
+    def __init__(self, backend_name: str, x: np.ndarray, y: np.ndarray, iterations: int) -> None:
+        from fastnn import recipes
+
+        self.backend_name, self.x, self.y, self.iterations = backend_name, x, y, iterations
+        with use_backend(backend_name):
+            self.model = recipes.get("scratch").build(1, np.dtype("float32"))
+        self.losses: list[float] = []
+
+    def __call__(self) -> None:
+        with use_backend(self.backend_name):
+            history = self.model.fit(
+                self.x,
+                self.y,
+                epochs=self.iterations,
+                batch_size=len(self.x),
+                shuffle=False,
+                verbose=0,
+            )
+        self.losses.append(float(history.history["loss"][-1]))
+
+
 class KerasEpochs(_TimedEpochs):
     """The `keras` recipe (batch 128, shuffled from ``seed``) on one backend."""
 

@@ -1,0 +1,1 @@
+"""Reference values written by other libraries, and the scripts that write them."""

@@ -1,0 +1,111 @@
+"""Each optimizer, on every backend, against its update rule computed here a second way.
+
+The backends share code with the NumPy reference (Adam's bias-corrected step size, for
+one), so agreeing with it proves nothing of that code. Here each rule is written from its
+textbook form in float64 (Adam through its bias-corrected moments, not through the step
+size the backends use), and the optimizers are run as training runs them: the optimizer
+object, several steps, every weight in one ``apply``. The golden values in
+``golden/keras_optimizers.json`` were written by Keras itself
+(``python -m tests.golden.keras_optimizers``), for its own rules and defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import optimizers
+
+from .conftest import backend_params
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "keras_optimizers.json"
+STEPS = 4
+
+
+def textbook(
+    rule: str, config: dict[str, Any], w: np.ndarray, grads: list[np.ndarray]
+) -> np.ndarray:
+    """The weights after one step per gradient, from the rule's definition, in float64."""
+    w = w.astype(np.float64).copy()
+    lr = config["learning_rate"]
+    first = np.zeros_like(w)
+    second = np.zeros_like(w)
+    for t, grad in enumerate(grads, start=1):
+        g = grad.astype(np.float64)
+        if rule == "SGD" and config.get("momentum", 0.0) == 0.0:
+            w = w - lr * g
+        elif rule == "SGD":  # Keras: v = mu v - lr g; w += v, or w += mu v - lr g (Nesterov)
+            mu = config["momentum"]
+            first = mu * first - lr * g
+            w = w + (mu * first - lr * g if config["nesterov"] else first)
+        elif rule == "RMSprop":  # epsilon inside the root, as Keras has it
+            rho = config["rho"]
+            second = rho * second + (1 - rho) * g * g
+            w = w - lr * g / np.sqrt(second + config["epsilon"])
+        else:  # Adam through bias-corrected moments; Keras's epsilon-hat = eps sqrt(1 - b2^t)
+            b1, b2, eps = config["beta_1"], config["beta_2"], config["epsilon"]
+            first = b1 * first + (1 - b1) * g
+            second = b2 * second + (1 - b2) * g * g
+            m_hat = first / (1 - b1**t)
+            v_hat = second / (1 - b2**t)
+            w = w - lr * m_hat / (np.sqrt(v_hat) + eps / np.sqrt(1 - b2**t))
+    return w
+
+
+CONFIGS = {
+    "sgd": ("SGD", {"learning_rate": 0.1}),
+    "momentum": ("SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": False}),
+    "nesterov": ("SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
+    "rmsprop": ("RMSprop", {"learning_rate": 0.01, "rho": 0.8, "epsilon": 1e-6}),
+    "adam": ("Adam", {"learning_rate": 0.02, "beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-6}),
+}
+
+
+def _run(name: str, rule: str, config: dict[str, Any], w0: list[np.ndarray],
+         grads: list[list[np.ndarray]], dtype: Any) -> list[np.ndarray]:  # fmt: skip
+    """Weights after applying ``grads`` (one list per step) with the fastnn optimizer."""
+    backend = fastnn.get_backend(name)
+    optimizer = getattr(optimizers, rule)(**config)
+    params = [backend.asarray(w.astype(dtype)) for w in w0]
+    for step in grads:
+        optimizer.apply(backend, params, [backend.asarray(g.astype(dtype)) for g in step])
+    assert optimizer.iterations == len(grads)
+    return [np.asarray(backend.to_numpy(p), dtype=np.float64) for p in params]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("optimizer", sorted(CONFIGS))
+@pytest.mark.parametrize("name", backend_params())
+def test_optimizers_follow_their_rules(name: str, optimizer: str, dtype: Any) -> None:
+    rule, config = CONFIGS[optimizer]
+    rng = np.random.default_rng(7)
+    w0 = [rng.standard_normal((4, 3)), rng.standard_normal(3)]  # a kernel and a bias
+    grads = [[rng.standard_normal(w.shape) for w in w0] for _ in range(STEPS)]
+    got = _run(name, rule, config, w0, grads, dtype)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    for i, (g, w) in enumerate(zip(got, w0, strict=True)):
+        want = textbook(rule, config, w, [step[i] for step in grads])
+        np.testing.assert_allclose(g, want, rtol=rtol, atol=rtol, err_msg=f"weight {i}")
+
+
+def _golden() -> list[dict[str, Any]]:
+    with GOLDEN.open() as file:
+        cases: list[dict[str, Any]] = json.load(file)["cases"]
+    return cases
+
+
+@pytest.mark.parametrize("name", backend_params())
+@pytest.mark.parametrize("case", _golden(), ids=lambda case: case["id"])
+def test_optimizers_match_keras_itself(name: str, case: dict[str, Any]) -> None:
+    """Weights Keras's own optimizers produced from these gradients (float32, as Keras
+    trains), with Keras's defaults except where the case sets an argument."""
+    w0 = [np.array(w) for w in case["initial"]]
+    grads = [[np.array(g) for g in step] for step in case["gradients"]]
+    got = _run(name, case["class"], case["config"], w0, grads, np.float32)
+    for g, want in zip(got, case["final"], strict=True):
+        np.testing.assert_allclose(g, np.array(want), rtol=1e-5, atol=1e-6)
