@@ -218,7 +218,8 @@ def test_every_launch_is_counted_by_kind() -> None:
 def test_a_capture_records_work_and_the_graph_replays_it() -> None:
     ce = _stand_in()
     module = ce.RawModule(code=SOURCE, name_expressions=NAMES)
-    counter, order = ce.zeros(1, dtype=np.uint64), ce.zeros(4, dtype=np.int32)
+    # the arrival kernel writes order[counter]: room for the counts two replays reach
+    counter, order = ce.zeros(1, dtype=np.uint64), ce.zeros(32, dtype=np.int32)
     stream = ce.cuda.Stream(non_blocking=True)
     with stream:
         stream.begin_capture()
