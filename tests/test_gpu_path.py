@@ -193,3 +193,28 @@ def test_a_failed_capture_warns_and_training_goes_on(
     assert "operation not permitted" in backend.graph_status()["failure"]  # type: ignore[attr-defined]
     for a, b in zip(weights, reference, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_loss_adds_the_bias_before_any_lane_reads_the_row(name: str) -> None:
+    """The fused loss adds the last layer's bias to the outputs in place, then takes each
+    row's maximum. A lane that read an entry before the lane owning it had added its bias
+    (as the kernel once did, starting its maximum from a row's first entry) would shift
+    the row by a stale maximum: here 200 where the true one is near 0, so every exp()
+    underflows and the loss is NaN."""
+    backend = fastnn.get_backend(name)
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((8, 40)).astype(np.float32)
+    z[:, 0] = 200.0
+    bias = np.zeros(40, np.float32)
+    bias[0] = -300.0
+    labels = rng.integers(0, 40, 8)
+    loss, grad = backend.loss_and_gradient(
+        "sparse_softmax_cross_entropy", backend.asarray(z.copy()), backend.asarray(labels),
+        bias=backend.asarray(bias),
+    )  # fmt: skip
+    shifted = (z + bias).astype(np.float64)
+    shifted -= shifted.max(axis=1, keepdims=True)
+    expected = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(8), labels])
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert np.isfinite(backend.to_numpy(grad)).all()
