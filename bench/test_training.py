@@ -70,7 +70,11 @@ def test_keras_epoch_peer(
     # rules: PyTorch's RMSprop puts epsilon outside the square root (+2-3% here), Keras
     # shuffles itself. Timed in this process, beside numpy's and numba's thread pools, which
     # slows PyTorch; `fastnn bench` times each such peer in a process of its own.
-    assert epochs.losses[0] == pytest.approx(numpy_first_loss, rel=5e-2)
+    # scikit-learn has no RMSprop: its Adam's first epoch lands elsewhere, but it learns.
+    if peer.name == "scikit-learn mlp":
+        assert epochs.losses[0] < 0.9 * np.log(10)  # below chance's loss
+    else:
+        assert epochs.losses[0] == pytest.approx(numpy_first_loss, rel=5e-2)
     benchmark.group = KERAS_GROUP
     benchmark.pedantic(epochs, rounds=1 if quick else 5, iterations=1)
 

@@ -31,10 +31,13 @@ RTOL, ATOL = 1e-4, 1e-5
 #: sqrt(v + eps). With eps = 1e-7 the rules part for gradients below about 1e-3,
 #: which PyTorch moves by nearly lr / sqrt(1 - rho) in the first steps: measured, a
 #: first-epoch loss 10% above fastnn's and weights up to 1.4e-2 apart.
-RULE_DIFFERS = {"pytorch cpu", "pytorch cuda"}
+#: scikit-learn has no RMSprop: it trains with Adam, whose steps are also at most about lr.
+RULE_DIFFERS = {"pytorch cpu", "pytorch cuda", "scikit-learn mlp"}
 #: an epsilon too small to matter in either rule (gradients that are exactly 0 move
 #: nothing in both): with it PyTorch's RMSprop is fastnn's.
 NEGLIGIBLE_EPSILON = 1e-30
+#: how far the second epoch's loss falls below the first's, at least, where not 0.9
+FALLS_TO = {"scikit-learn mlp": 0.95}
 
 
 def _peer_params(names: set[str] | None = None) -> list[Any]:
@@ -115,7 +118,8 @@ def test_one_epoch_matches_fastnn(
     if peer.name not in RULE_DIFFERS:
         _assert_same_training(epochs, after, losses)
         return
-    assert epochs.losses[0] == pytest.approx(losses[0], rel=0.2)
+    if peer.name != "scikit-learn mlp":  # Adam's smaller first steps: 2.62 against 3.89
+        assert epochs.losses[0] == pytest.approx(losses[0], rel=0.2)
     # Under either rule v >= (1 - rho) g**2 after a step, so a step moves a weight by at
     # most lr / sqrt(1 - rho): runs from the same start drift at most twice that a step.
     # Weights that started elsewhere, or a wrong learning rate, land outside.
@@ -124,7 +128,9 @@ def test_one_epoch_matches_fastnn(
         assert np.abs(got_w - want_w).max() < drift
 
 
-@pytest.mark.parametrize("peer", _peer_params({p.name for p in peers.PEERS} - {"keras 3"}))
+@pytest.mark.parametrize(
+    "peer", _peer_params({p.name for p in peers.PEERS} - {"keras 3", "scikit-learn mlp"})
+)
 def test_shuffled_epochs_see_fastnns_batches(
     peer: peers.Peer,
     data: tuple[np.ndarray, np.ndarray],
@@ -135,7 +141,7 @@ def test_shuffled_epochs_see_fastnns_batches(
     """fit(seed=0) draws a permutation per epoch from one generator; so do the peers.
 
     PyTorch runs with an epsilon that neither rule notices, which makes this its tight
-    check against fastnn (Keras shuffles by its own means).
+    check against fastnn (Keras and scikit-learn shuffle by their own means).
     """
     epsilon = NEGLIGIBLE_EPSILON if peer.name in RULE_DIFFERS else peers.EPSILON
     monkeypatch.setattr(peers, "EPSILON", epsilon)
@@ -159,7 +165,8 @@ def test_glorot_start_and_falling_loss(
     epochs()
     epochs()
     assert len(epochs.losses) == 2
-    assert epochs.losses[1] < 0.9 * epochs.losses[0]  # measured: 4.24, then 3.03
+    # measured: 4.24, then 3.03; with scikit-learn's Adam 2.72, then 2.49
+    assert epochs.losses[1] < FALLS_TO.get(peer.name, 0.9) * epochs.losses[0]
     assert all(np.isfinite(w).all() for w in epochs.weights())
 
 
@@ -206,6 +213,7 @@ MISSING = [
     ("torch", "pytorch cuda", "PyTorch"),
     ("jax", "jax (jit)", "JAX"),
     ("keras", "keras 3", "Keras 3"),
+    ("sklearn", "scikit-learn mlp", "scikit-learn"),
 ]
 
 
@@ -264,9 +272,12 @@ def test_descriptions_are_one_line_with_versions() -> None:
         "pytorch cuda",
         "jax (jit)",
         "keras 3",
+        "scikit-learn mlp",
     ]
     assert f"NumPy {np.__version__}" in peers.PEERS[0].description
-    for peer, distribution in zip(peers.PEERS[1:], ("torch", "torch", "jax", "keras"), strict=True):
+    for peer, distribution in zip(
+        peers.PEERS[1:], ("torch", "torch", "jax", "keras", "scikit-learn"), strict=True
+    ):
         assert "\n" not in peer.description
         try:
             version = importlib.metadata.version(distribution)

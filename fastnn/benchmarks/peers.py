@@ -390,6 +390,50 @@ class _Keras(_Loop):
         return w1, b1, w2, b2
 
 
+class _Sklearn(_Loop):
+    """scikit-learn's ``MLPClassifier``, one ``partial_fit`` (one epoch) a call.
+
+    It has no RMSprop: it trains with its default solver, Adam (learning rate 1e-3),
+    on batches of 128 that it shuffles itself, with its default L2 penalty
+    (alpha=1e-4). The work per batch is the same products as the others'; the weights
+    it reaches are not meant to match theirs.
+    """
+
+    def _setup(self, x: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.neural_network import MLPClassifier
+
+        self.x, self.y = x, y
+        self.classes = np.arange(SIZES[-1])
+        self.model = MLPClassifier(
+            hidden_layer_sizes=(SIZES[1],),
+            solver="adam",
+            learning_rate_init=LEARNING_RATE,
+            batch_size=BATCH,
+            shuffle=self.shuffle,
+            random_state=self.seed,
+        )
+        # One short call builds its parameters; then they start from the common weights,
+        # written in place (its solver holds these arrays) with a fresh solver state.
+        self.model.partial_fit(x[:BATCH], y[:BATCH], classes=self.classes)
+        w1, b1, w2, b2 = self.start
+        for param, start in zip(
+            [*self.model.coefs_, *self.model.intercepts_], (w1, w2, b1, b2), strict=True
+        ):
+            param[...] = start
+        del self.model._optimizer
+
+    def __call__(self) -> float:  # partial_fit draws its own batch order
+        started = time.perf_counter()
+        self.model.partial_fit(self.x, self.y, classes=self.classes)
+        seconds = time.perf_counter() - started
+        self.losses.append(float(self.model.loss_))
+        return seconds
+
+    def weights(self) -> Weights:
+        (w1, w2), (b1, b2) = self.model.coefs_, self.model.intercepts_
+        return w1, b1, w2, b2
+
+
 PEERS: tuple[Peer, ...] = (
     Peer(
         "numpy (tutorial style)",
@@ -421,6 +465,12 @@ PEERS: tuple[Peer, ...] = (
         f"Keras {_version('keras')} on its {os.environ.get('KERAS_BACKEND', 'jax')} backend, fit",
         _probe_keras,
         _Keras,
+    ),
+    Peer(
+        "scikit-learn mlp",
+        f"scikit-learn {_version('scikit-learn')} MLPClassifier, partial_fit (Adam: no RMSprop)",
+        lambda: _import_failure("sklearn", "scikit-learn"),
+        _Sklearn,
     ),
 )
 
