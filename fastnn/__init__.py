@@ -68,6 +68,7 @@ from fastnn.config import set_random_seed  # noqa: E402
 from fastnn.interrupts import TrainingInterrupted  # noqa: E402
 from fastnn.models import Sequential  # noqa: E402
 from fastnn.saving import load_model  # noqa: E402
+from fastnn.threads import set_threads  # noqa: E402
 from fastnn.training import TrainingDivergedError  # noqa: E402
 
 __version__ = "0.1.0"
@@ -97,5 +98,6 @@ __all__ = [
     "regularizers",
     "set_backend",
     "set_random_seed",
+    "set_threads",
     "use_backend",
 ]

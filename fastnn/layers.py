@@ -16,6 +16,7 @@ import numpy as np
 from fastnn import initializers, regularizers
 from fastnn.backends import ACTIVATIONS, Array, Backend, Scalar
 from fastnn.config import check_seed
+from fastnn.sparse import SparseRows
 from fastnn.validation import check_fraction, check_int, shown
 
 
@@ -254,7 +255,10 @@ class Dense(_ActivatedLayer):
         ops = self.ops
         activation = "linear" if skip_activation else self.activation
         out = self._buffer("y", (x.shape[0], self.units)) if training else None
-        z = ops.matmul(x, self.params["kernel"], out=out)  # (B, units)
+        if isinstance(x, SparseRows):  # compressed input rows: only their nonzeros
+            z = ops.sparse_matmul(x, self.params["kernel"], out=out)  # (B, units)
+        else:
+            z = ops.matmul(x, self.params["kernel"], out=out)  # (B, units)
         if self.use_bias and not skip_bias:
             y = ops.bias_activation(z, self.params["bias"], activation, out=z)
         else:
@@ -271,7 +275,10 @@ class Dense(_ActivatedLayer):
             dz = ops.bias_activation_backward(dy, self._y, self._applied, bias_grad, out=dy)
         else:
             dz = ops.activation_backward(dy, self._y, self._applied, out=dy)  # (B, units)
-        ops.matmul(self._x, dz, transpose_a=True, out=self.grads["kernel"])  # (in, units)
+        if isinstance(self._x, SparseRows):  # zero rows for the columns with no nonzero
+            ops.sparse_weight_gradient(self._x, dz, out=self.grads["kernel"])  # (in, units)
+        else:
+            ops.matmul(self._x, dz, transpose_a=True, out=self.grads["kernel"])  # (in, units)
         if not need_input_grad:
             return None
         dx = self._buffer("dx", self._x.shape)  # (B, in)

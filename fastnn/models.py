@@ -31,6 +31,15 @@ from fastnn.callbacks import Callback, History, ProgressLogger
 from fastnn.config import check_seed, make_rng, resolve_dtype
 from fastnn.interrupts import DeferredInterrupt, TrainingInterrupted
 from fastnn.layers import Dense, Layer, Workspace, _ActivatedLayer, from_config
+from fastnn.sparse import (
+    SparseRows,
+    check_sparse_inputs,
+    density,
+    from_scipy,
+    is_scipy_sparse,
+    resolve_sparse,
+)
+from fastnn.threads import Fixed, Tuner, pass_threads, resolve_threads
 from fastnn.training import (
     DeviceData,
     Head,
@@ -62,6 +71,10 @@ METRIC_NAMES = {
 }
 CONFUSION_METRICS = ("precision", "recall", "f1")
 DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
+
+
+#: predict's rows per batch when not given: the outputs do not depend on it
+PREDICT_BATCH_SIZE = 1024
 
 
 def _batch_size(value: int | None) -> int:
@@ -112,8 +125,11 @@ class Sequential:
         name: str | None = None,
         dtype: Any = None,
         seed: int | None = None,
+        sparse_inputs: bool | str | None = None,
     ) -> None:
         self.name = name or "sequential"
+        #: the model's sparse-input setting (fastnn/sparse.py); None: $FASTNN_SPARSE or auto
+        self.sparse_inputs = None if sparse_inputs is None else check_sparse_inputs(sparse_inputs)
         self.layers: list[Layer] = []
         self._dtype_arg = None if dtype is None else resolve_dtype(dtype)
         self.seed = check_seed(seed)
@@ -292,6 +308,39 @@ class Sequential:
             self._build(tuple(array.shape[1:]))
         return array
 
+    def _inputs(self, name: str, x: Any, sparse_inputs: object) -> np.ndarray | SparseRows:
+        """``x`` checked as :meth:`_features` does, as compressed rows where the sparse
+        setting (the argument, else the model's, else ``$FASTNN_SPARSE``) says so."""
+        setting = resolve_sparse(self.sparse_inputs if sparse_inputs is None else sparse_inputs)
+        if not is_scipy_sparse(x):
+            array = self._features(name, x)
+            compress_it = array.ndim == 2 and self._compresses(setting, lambda: density(array))
+            return get_backend().compress_rows(array) if compress_it else array
+        if not self.layers:
+            raise ValueError("the model has no layers; add some before using it")
+        declared = self._declared_input_shape()
+        width = declared[0] if declared is not None and len(declared) == 1 else None
+        dtype = self.dtype or self._dtype_arg or resolve_dtype()
+        rows = from_scipy(name, x, width, dtype)
+        if declared is not None and width is None:  # a model for samples of another shape
+            return self._features(name, rows.to_dense())
+        if not self.built:
+            self._build((rows.width,))
+        share = len(rows.values) / max(len(rows) * rows.width, 1)
+        return rows if self._compresses(setting, lambda: share) else rows.to_dense()
+
+    def _compresses(self, setting: str, share: Callable[[], float]) -> bool:
+        """Whether inputs go to the first layer as compressed rows: a Dense first layer, a
+        backend with sparse kernels, and the setting "on", or "auto" with a wide enough
+        first layer and a share of nonzeros (``share()``, measured only if needed) below
+        the backend's crossover."""
+        backend, first = get_backend(), self.layers[0]
+        if setting == "off" or not backend.sparse_kernels or not isinstance(first, Dense):
+            return False
+        if setting == "on":
+            return True
+        return first.units >= backend.sparse_min_units and share() < backend.sparse_crossover
+
     def _targets(self, name: str, y: Any, n_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(targets for the loss, targets for the accuracy metric or None)."""
         assert self.loss is not None and self.dtype is not None
@@ -339,6 +388,7 @@ class Sequential:
         verbose: int = 1,
         seed: int | None = None,
         callbacks: Sequence[Callback] | None = None,
+        sparse_inputs: bool | str | None = None,
     ) -> History:
         """Train for ``epochs`` passes over (x, y); returns the History of per-epoch logs."""
         optimizer, _ = self._require_compiled("fit")
@@ -348,14 +398,15 @@ class Sequential:
         verbose = check_int("verbose", verbose, 0)
         check_seed(seed)
         callbacks = _callbacks(callbacks)
-        x_all = self._features("x", x)
+        resolve_threads()  # a bad $FASTNN_THREADS is refused before any work
+        x_all = self._inputs("x", x, sparse_inputs)
         y_all, acc_all = self._targets("y", y, len(x_all))
 
         if validation_data is not None:
             x_given, y_given = _validation_pair(validation_data)
-            x_val = self._features("validation_data x", x_given)
+            x_val = self._inputs("validation_data x", x_given, sparse_inputs)
             y_val, acc_val = self._targets("validation_data y", y_given, len(x_val))
-            val: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = (x_val, y_val, acc_val)
+            val: tuple[Any, np.ndarray, np.ndarray | None] | None = (x_val, y_val, acc_val)
         elif validation_split > 0:
             # Like Keras: the last fraction of the data, taken before any shuffling.
             n_train = int(len(x_all) * (1.0 - validation_split))
@@ -388,7 +439,11 @@ class Sequential:
         for hook in hooks:
             hook.on_train_begin()
         try:
-            with DeferredInterrupt() as interrupt, backend.training_stream():
+            with (
+                DeferredInterrupt() as interrupt,
+                backend.training_stream(),
+                pass_threads(backend.synchronous, isinstance(x_all, SparseRows)) as threads,
+            ):
                 data = DeviceData(backend, workspace, "train", x_all, y_all, acc_all)
                 val_data = None if val is None else DeviceData(backend, workspace, "val", *val)
                 order = workspace.only("order", (data.n,), np.int64) if shuffle else None
@@ -403,6 +458,7 @@ class Sequential:
                     batch_size=batch_size,
                     params=[],
                     grads=[],
+                    threads=threads,
                 )
                 val_state = None if val_data is None else PassState(backend, workspace, "val")
                 self._fit_epochs(step, val_data, val_state, epochs, rng, hooks, interrupt)
@@ -431,7 +487,9 @@ class Sequential:
             logs = self._train_epoch(step, rng, epoch, hooks, interrupt)
             if val_data is not None:
                 assert val_state is not None
-                val_logs = self._evaluate_data(step.backend, val_data, step.batch_size, val_state)
+                val_logs = self._evaluate_data(
+                    step.backend, val_data, step.batch_size, val_state, step.threads, timed=False
+                )
                 logs.update({f"val_{key}": value for key, value in val_logs.items()})
             logs["learning_rate"] = learning_rate
             for hook in hooks:
@@ -475,7 +533,8 @@ class Sequential:
                 hook.on_train_batch_begin(i)
             rows = min(step.batch_size, data.n - i * step.batch_size)
             key = step.key(rows) if backend.replays_steps else None
-            backend.run_step(functools.partial(step.run, rows), key)
+            with step.threads.step(timed=rows == step.batch_size):
+                backend.run_step(functools.partial(step.run, rows), key)
             if tally.confusion is not None:  # such steps are never replayed: run() ran
                 assert step.outputs is not None
                 tally.add(*step.outputs)
@@ -557,7 +616,9 @@ class Sequential:
                 total = value if total is None else total + value
         return total
 
-    def compute_gradients(self, x: Any, y: Any) -> tuple[float, list[np.ndarray]]:
+    def compute_gradients(
+        self, x: Any, y: Any, sparse_inputs: bool | str | None = None
+    ) -> tuple[float, list[np.ndarray]]:
         """Loss of (x, y) taken as one batch, and its gradient for every weight.
 
         Gradients come in the order of the trainable weights in :meth:`get_weights`
@@ -565,10 +626,10 @@ class Sequential:
         weights are not changed.
         """
         self._require_compiled("compute_gradients")
-        x_all = self._features("x", x)
+        x_all = self._inputs("x", x, sparse_inputs)
         y_all, _ = self._targets("y", y, len(x_all))
         backend = self._on_active_backend()
-        loss, _ = self._forward_backward(backend, backend.asarray(x_all), backend.asarray(y_all))
+        loss, _ = self._forward_backward(backend, _on(backend, x_all), backend.asarray(y_all))
         grads = [g for layer in self.layers for g in layer.grads.values()]
         return float(loss), [np.array(backend.to_numpy(g), copy=True) for g in grads]
 
@@ -589,8 +650,16 @@ class Sequential:
         return last.forward(h, training=training)  # (B, K)
 
     def _evaluate_data(
-        self, backend: Backend, data: DeviceData, batch_size: int, state: PassState
+        self,
+        backend: Backend,
+        data: DeviceData,
+        batch_size: int,
+        state: PassState,
+        threads: Tuner | Fixed,
+        timed: bool = True,
     ) -> dict[str, float]:
+        """One pass of the loss and metrics over ``data``; ``threads`` runs its batches
+        (``timed``: the full ones count towards its choice)."""
         assert self.loss is not None
         state.reset()
         head = self._head()
@@ -598,8 +667,11 @@ class Sequential:
         for start in range(0, data.n, batch_size):
             xb, yb, metric_yb = data.rows(start, min(start + batch_size, data.n))
             arguments = head.arguments(metric_yb, training=False)
-            outputs = self._forward(xb, training=False, logits=True, skip_bias="bias" in arguments)
-            self.loss(backend, outputs, yb, totals=state.totals, **arguments)
+            with threads.step(timed=timed and len(xb) == batch_size):
+                outputs = self._forward(
+                    xb, training=False, logits=True, skip_bias="bias" in arguments
+                )
+                self.loss(backend, outputs, yb, totals=state.totals, **arguments)
             if tally.confusion is not None:
                 tally.add(outputs, metric_yb)
         totals = state.read()  # one wait per pass
@@ -609,34 +681,53 @@ class Sequential:
         logs.update(tally.results(data.n, correct_count(totals)))
         return logs
 
-    def evaluate(self, x: Any, y: Any, batch_size: int | None = None) -> float | list[float]:
+    def evaluate(
+        self,
+        x: Any,
+        y: Any,
+        batch_size: int | None = None,
+        sparse_inputs: bool | str | None = None,
+    ) -> float | list[float]:
         """Loss (and metrics) on (x, y): ``[loss, *metrics]`` in compile order, or the loss
         alone without metrics."""
         self._require_compiled("evaluate")
         batch_size = _batch_size(batch_size)
-        x_all = self._features("x", x)
+        x_all = self._inputs("x", x, sparse_inputs)
         y_all, acc_all = self._targets("y", y, len(x_all))
         backend = self._on_active_backend()
         assert self._workspace is not None
-        with backend.training_stream():
+        with (
+            backend.training_stream(),
+            pass_threads(backend.synchronous, isinstance(x_all, SparseRows)) as threads,
+        ):
             data = DeviceData(backend, self._workspace, "evaluate", x_all, y_all, acc_all)
             state = PassState(backend, self._workspace, "evaluate")
-            logs = self._evaluate_data(backend, data, batch_size, state)
+            logs = self._evaluate_data(backend, data, batch_size, state, threads)
         values = list(logs.values())
         return values if len(values) > 1 else values[0]
 
-    def predict(self, x: Any, batch_size: int | None = None) -> np.ndarray:
-        """Model outputs for x as a NumPy array (n, units): class probabilities for softmax."""
-        batch_size = _batch_size(batch_size)
-        x_all = self._features("x", x)
+    def predict(
+        self, x: Any, batch_size: int | None = None, sparse_inputs: bool | str | None = None
+    ) -> np.ndarray:
+        """Model outputs for x as a NumPy array (n, units): class probabilities for softmax.
+
+        Rows are computed independently, so ``batch_size`` only bounds the memory a batch
+        takes; left None, it is :data:`PREDICT_BATCH_SIZE`, not fit's 32: small batches
+        spend most of their time launching kernels and streaming the weights again.
+        """
+        batch_size = check_int(
+            "batch_size", PREDICT_BATCH_SIZE if batch_size is None else batch_size, 1
+        )
+        x_all = self._inputs("x", x, sparse_inputs)
         backend = self._on_active_backend()
-        x_dev = backend.asarray(x_all)
+        x_dev = _on(backend, x_all)
         result = np.empty((len(x_all), self.output_units), dtype=self.dtype)
-        for start in range(0, len(x_all), batch_size):
-            stop = min(start + batch_size, len(x_all))
-            result[start:stop] = backend.to_numpy(
-                self._forward(x_dev[start:stop], training=False, logits=False)
-            )
+        with pass_threads(backend.synchronous, isinstance(x_all, SparseRows)) as threads:
+            for start in range(0, len(x_all), batch_size):
+                stop = min(start + batch_size, len(x_all))
+                with threads.step(timed=stop - start == batch_size):
+                    outputs = self._forward(x_dev[start:stop], training=False, logits=False)
+                result[start:stop] = backend.to_numpy(outputs)
         return result
 
     # ----------------------------------------------------- weights and summary
@@ -800,3 +891,9 @@ class _MetricTally:
         if "accuracy" in self.metrics:
             scores["accuracy"] = correct / (samples * self.entries)
         return {name: float(scores[name]) for name in self.metrics}
+
+
+def _on(backend: Backend, x: np.ndarray | SparseRows) -> Array | SparseRows:
+    """Inputs on the backend: compressed rows stay as they are (only backends that
+    compute in host memory take them)."""
+    return x if isinstance(x, SparseRows) else backend.asarray(x)

@@ -35,6 +35,8 @@ from fastnn.backends.base import (
     Count,
 )
 from fastnn.layers import Activation, Dense, Flatten, Layer, Workspace
+from fastnn.sparse import SparseRows
+from fastnn.threads import Fixed, Tuner
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastnn.models import Sequential
@@ -103,13 +105,17 @@ class DeviceData:
         backend: Backend,
         workspace: Workspace,
         prefix: str,
-        x: np.ndarray,
+        x: np.ndarray | SparseRows,
         y: np.ndarray,
         metric_targets: np.ndarray | None,
     ) -> None:
         self.backend = backend
         self.n = len(x)
-        self.x = on_backend(backend, workspace, f"{prefix} x", x)  # (n, *sample_shape)
+        self.x: Array | SparseRows = (  # (n, *sample_shape)
+            x if isinstance(x, SparseRows) else on_backend(backend, workspace, f"{prefix} x", x)
+        )
+        #: room for a batch of compressed rows: its rows times the most any row holds
+        self.most_per_row = x.most_per_row() if isinstance(x, SparseRows) else 0
         self.y = on_backend(backend, workspace, f"{prefix} y", y)  # (n,) labels or (n, K)
         self.metric = (
             "none" if metric_targets is None else "shared" if metric_targets is y else "own"
@@ -123,9 +129,20 @@ class DeviceData:
         """Workspace arrays for a batch of ``rows`` rows of each source."""
         names = ("x", "y", "metric_y")
         return [
-            workspace.get(name, (rows, *a.shape[1:]), a.dtype)
+            self._sparse_buffer(workspace, rows, a)
+            if isinstance(a, SparseRows)
+            else workspace.get(name, (rows, *a.shape[1:]), a.dtype)
             for name, a in zip(names, self.sources, strict=False)
         ]
+
+    def _sparse_buffer(self, workspace: Workspace, rows: int, x: SparseRows) -> SparseRows:
+        room = rows * self.most_per_row
+        return SparseRows(
+            workspace.get("x indptr", (rows + 1,), np.int64),
+            workspace.get("x indices", (room,), x.indices.dtype),
+            workspace.get("x values", (room,), x.dtype),
+            x.width,
+        )
 
     def split(self, batch: list[Array]) -> tuple[Array, Array, Array | None]:
         """(x, y, metric targets) of a batch of :attr:`sources`."""
@@ -209,6 +226,7 @@ class Step:
     batch_size: int
     params: list[Array]
     grads: list[Array]
+    threads: Tuner | Fixed  # the pass's thread policy: each step runs in its step()
     #: (outputs as the loss saw them, metric targets) of the last step run eagerly
     outputs: tuple[Array, Array | None] | None = None
     #: the arrays a replay uses, as a key: set by :meth:`refresh`

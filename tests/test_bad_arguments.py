@@ -39,6 +39,8 @@ from fastnn import (
     plots,
     recipes,
     regularizers,
+    sparse,
+    threads,
 )
 from fastnn.datasets import mnist
 
@@ -320,6 +322,14 @@ CASES: list[Case] = [
          ("backend", "3", "numpy, numba, cupy, auto")),
     Case("backend-env-unknown", _with_env("FASTNN_BACKEND", "jax", fastnn.get_backend), E,
          ("FASTNN_BACKEND='jax'", "numpy, numba, cupy, auto")),
+    Case("threads-zero", lambda: fastnn.set_threads(0), E,
+         ("threads=0", "'auto', 'system' or a positive integer")),
+    Case("threads-env-unknown", _with_env("FASTNN_THREADS", "max", threads.resolve_threads), E,
+         ("FASTNN_THREADS='max'", "'auto', 'system' or a positive integer")),
+    Case("sparse-inputs-bad", lambda: _built().predict(np.ones((2, 4)), sparse_inputs="yes"), E,
+         ("sparse_inputs='yes'", "'auto', True or False")),
+    Case("sparse-env-unknown", _with_env("FASTNN_SPARSE", "1", sparse.resolve_sparse), E,
+         ("FASTNN_SPARSE='1'", "'auto', 'on' or 'off'")),
     # ---- files, data, recipes
     Case("save-not-npz", lambda: _built().save("model.h5"), E, ("path='model.h5'", ".npz")),
     Case("save-weights-not-weights-npz", lambda: _built().save_weights("w.npz"), E,

@@ -46,6 +46,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from fastnn.sparse import SparseRows, compress
+
 Array = Any  # numpy.ndarray or cupy.ndarray: the backend's own array type.
 Scalar = Any  # Python number (CPU backends) or 0-d device array (GPU backends).
 DTypeLike = Any
@@ -552,9 +554,35 @@ class Backend(ABC):
             ]
         indices = order[start : start + len(outs[0])]
         return [
-            self.take_rows(source, indices, out=out)
+            self.take_sparse_rows(source, indices, out)
+            if isinstance(source, SparseRows)
+            else self.take_rows(source, indices, out=out)
             for source, out in zip(sources, outs, strict=True)
         ]
+
+    # ------------------------------------------- compressed rows (fastnn/sparse.py)
+    #: whether the backend trains on compressed rows itself (else fit expands them)
+    sparse_kernels: ClassVar[bool] = False
+    #: the share of nonzeros below which ``sparse_inputs="auto"`` compresses dense data
+    sparse_crossover: ClassVar[float] = 0.0
+    #: and only for a first layer at least this wide (its products vectorize along units)
+    sparse_min_units: ClassVar[int] = 512
+
+    def compress_rows(self, x: np.ndarray) -> SparseRows:
+        """Host rows (n, F) as compressed rows on the host (:func:`fastnn.sparse.compress`)."""
+        return compress(x)
+
+    def take_sparse_rows(self, x: SparseRows, indices: Array, out: SparseRows) -> SparseRows:
+        """Rows ``indices`` (B,) of ``x`` into ``out``'s arrays (their indptr from 0)."""
+        raise NotImplementedError(f"the {self.name} backend has no compressed rows")
+
+    def sparse_matmul(self, x: SparseRows, w: Array, out: Array | None = None) -> Array:
+        """``x (B, F) @ w (F, H)`` -> (B, H), x compressed rows."""
+        raise NotImplementedError(f"the {self.name} backend has no compressed rows")
+
+    def sparse_weight_gradient(self, x: SparseRows, dz: Array, out: Array | None = None) -> Array:
+        """``x.T (F, B) @ dz (B, H)`` -> (F, H), x compressed rows."""
+        raise NotImplementedError(f"the {self.name} backend has no compressed rows")
 
     def apply_updates(
         self,

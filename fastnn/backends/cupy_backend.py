@@ -84,6 +84,8 @@ class CupyBackend(NumpyBackend):
     name: ClassVar[str] = "cupy"
     synchronous: ClassVar[bool] = False
     replays_steps: ClassVar[bool] = True
+    # no CUDA kernels for compressed rows yet: fit expands sparse inputs to dense arrays
+    sparse_kernels: ClassVar[bool] = False
     # CuPy's own operations: off the training step's hot path, or one CuPy pass already
     inherited_ops: ClassVar[frozenset[str]] = frozenset(
         {

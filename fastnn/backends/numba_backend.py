@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +33,7 @@ from fastnn.backends.numpy_backend import (
     require_columns,
     require_entries,
 )
+from fastnn.sparse import SparseRows, index_dtype
 
 
 def probe() -> str | None:
@@ -106,6 +108,7 @@ class NumbaBackend(NumpyBackend):
             regularization,
             rows,
             softmax,
+            sparse,
             threads,
         )
         from fastnn.kernels import matmul as matmul_kernels
@@ -119,6 +122,9 @@ class NumbaBackend(NumpyBackend):
         self._matmul = matmul_kernels
         self._normalization = normalization
         self._regularization = regularization
+        self._sparse = sparse
+        #: per thread (models may train side by side): the weight gradient's column sort
+        self._sparse_local = threading.local()
 
     # ------------------------------------------------------------ mini-batches
     def take_rows(self, x: Array, indices: Array, out: Array | None = None) -> Array:
@@ -138,6 +144,74 @@ class NumbaBackend(NumpyBackend):
         width = math.prod(x.shape[1:])
         self._rows.take_rows(x.reshape(len(x), width), indices, out.reshape(len(out), width))
         return out
+
+    # ------------------------------------------------------- compressed rows
+    sparse_crossover: ClassVar[float] = 0.25  # bench/results/sparse.md: epochs cross at 0.3-0.4
+
+    def compress_rows(self, x: np.ndarray) -> SparseRows:
+        rows = x.reshape(len(x), -1)
+        if not rows.flags.c_contiguous or rows.dtype.kind != "f":
+            return super().compress_rows(x)
+        counts = np.empty(len(rows), np.int64)
+        self._sparse.count_nonzeros(rows, counts)
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        indices = np.empty(int(indptr[-1]), index_dtype(rows.shape[1]))
+        values = np.empty(int(indptr[-1]), rows.dtype)
+        self._sparse.compress(rows, indptr, indices, values)
+        return SparseRows(indptr, indices, values, rows.shape[1])
+
+    def take_sparse_rows(self, x: SparseRows, indices: Array, out: SparseRows) -> SparseRows:
+        rows = np.asarray(indices)
+        if (
+            rows.ndim != 1
+            or rows.dtype.kind not in "iu"
+            or out.indices.dtype != x.indices.dtype
+            or out.values.dtype != x.values.dtype
+        ):
+            return super().take_sparse_rows(x, indices, out)
+        indptr = out.indptr[: len(rows) + 1]
+        self._sparse.take_rows(x.indptr, x.indices, x.values, rows, indptr, out.indices, out.values)
+        return SparseRows(indptr, out.indices, out.values, x.width)
+
+    def sparse_matmul(self, x: SparseRows, w: Array, out: Array | None = None) -> Array:
+        shape = (len(x), w.shape[1])
+        if w.dtype != x.dtype or not w.flags.c_contiguous or not _writable(out, shape, w.dtype):
+            return super().sparse_matmul(x, w, out=out)
+        out = np.empty(shape, w.dtype) if out is None else out
+        parts = self._threads()
+        self._sparse.matmul(x.indptr, x.indices, x.values, w, out, parts)
+        return out
+
+    def sparse_weight_gradient(self, x: SparseRows, dz: Array, out: Array | None = None) -> Array:
+        shape = (x.width, dz.shape[1])
+        if dz.dtype != x.dtype or not dz.flags.c_contiguous or not _writable(out, shape, dz.dtype):
+            return super().sparse_weight_gradient(x, dz, out=out)
+        out = np.empty(shape, dz.dtype) if out is None else out
+        nonzeros = int(x.indptr[-1] - x.indptr[0])
+        key = (x.width, x.dtype)
+        kept: dict[Any, tuple[np.ndarray, ...]] = self._sparse_local.__dict__
+        scratch = kept.get(key)
+        if scratch is None or len(scratch[1]) < nonzeros:
+            # room for the most nonzeros a batch has had, kept for the next steps
+            size = max(nonzeros, 1 if scratch is None else 2 * len(scratch[1]))
+            scratch = (
+                np.empty(x.width + 1, np.int64), np.empty(size, np.int64), np.empty(size, x.dtype)
+            )  # fmt: skip
+            kept[key] = scratch
+        starts, rows_of, values_of = scratch
+        # columns differ in their nonzeros: four chunks a thread even out the work
+        self._sparse.weight_gradient(
+            x.indptr, x.indices, x.values, dz, out, (starts, rows_of, values_of),
+            4 * self._threads(),
+        )  # fmt: skip
+        return out
+
+    @staticmethod
+    def _threads() -> int:
+        import numba
+
+        return int(numba.get_num_threads())
 
     # ---------------------------------------------------------- linear algebra
     def matmul(

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fastnn.backends.base import Array, Backend, DTypeLike, Scalar
+from fastnn.sparse import SparseRows
 
 
 def probe() -> str | None:
@@ -88,6 +89,54 @@ class NumpyBackend(Backend):
     # ------------------------------------------------------------ mini-batches
     def take_rows(self, x: Array, indices: Array, out: Array | None = None) -> Array:
         return self.xp.take(x, indices, axis=0, out=out)
+
+    # ------------------------------------------------------- compressed rows
+    # The reference: scipy.sparse's products where scipy is installed, else the rows
+    # written out dense and BLAS's product (the same numbers, slower).
+    sparse_kernels: ClassVar[bool] = True
+    sparse_crossover: ClassVar[float] = 0.05  # bench/results/sparse.md: epochs lose at 0.1
+
+    def take_sparse_rows(self, x: SparseRows, indices: Array, out: SparseRows) -> SparseRows:
+        rows = np.asarray(indices)
+        rows = np.where(rows < 0, rows + len(x), rows)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(x)):
+            raise IndexError(f"row index out of range for {len(x)} rows")
+        starts = x.indptr[rows]  # (B,)
+        counts = x.indptr[rows + 1] - starts
+        indptr = out.indptr[: len(rows) + 1]
+        indptr[0] = 0
+        np.cumsum(counts, out=indptr[1:])
+        total = int(indptr[-1])
+        positions = np.repeat(starts - indptr[:-1], counts) + np.arange(total)
+        out.indices[:total] = x.indices[positions]
+        out.values[:total] = x.values[positions]
+        return SparseRows(indptr, out.indices, out.values, x.width)
+
+    def _scipy_rows(self, x: SparseRows) -> Any:
+        """``x`` as a scipy CSR matrix sharing its values, or None without scipy."""
+        try:
+            from scipy import sparse
+        except ImportError:
+            return None
+        first, last = int(x.indptr[0]), int(x.indptr[-1])
+        parts = (x.values[first:last], x.indices[first:last], x.indptr - first)
+        return sparse.csr_matrix(parts, shape=x.shape)
+
+    def sparse_matmul(self, x: SparseRows, w: Array, out: Array | None = None) -> Array:
+        matrix = self._scipy_rows(x)
+        product = x.to_dense() @ w if matrix is None else matrix @ w  # (B, H)
+        if out is None:
+            return np.asarray(product, dtype=w.dtype)
+        out[...] = product
+        return out
+
+    def sparse_weight_gradient(self, x: SparseRows, dz: Array, out: Array | None = None) -> Array:
+        matrix = self._scipy_rows(x)
+        product = x.to_dense().T @ dz if matrix is None else matrix.T @ dz  # (F, H)
+        if out is None:
+            return np.asarray(product, dtype=dz.dtype)
+        out[...] = product
+        return out
 
     # ---------------------------------------------------------- linear algebra
     def matmul(

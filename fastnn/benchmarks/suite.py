@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from fastnn import sparse
 from fastnn.backends import get_backend
 from fastnn.benchmarks import peers, scratch_tutorial, workloads
 from fastnn.benchmarks.timing import Timing, Work, interleaved, round_ratio, seconds
@@ -287,7 +288,10 @@ def training_rows(options: Options, progress: Progress) -> list[dict[str, Any]]:
         return []
     rows = x.shape[0] if not options.quick else 10_000
     x, y = x[:rows], y[:rows]
-    progress(f"training: keras epoch on {rows} images (first calls compile)")
+    share = sparse.density(x)  # auto compresses below each backend's crossover
+    progress(
+        f"training: keras epoch on {rows} images of input density {share:.2f} (first calls compile)"
+    )
     rows_out = _time_entries("keras epoch", rows, _keras_entries(options, x, y), options)
     iterations = 5 if options.quick else 20
     progress(f"training: scratch, {iterations} full-batch iterations on {rows} images")
@@ -303,6 +307,9 @@ def _keras_entries(options: Options, x: np.ndarray, y: np.ndarray) -> dict[str, 
     for label, name in options.variants():
         work = labelled(label, workloads.KerasEpochs(name, x, y))
         entries[f"fastnn {label}"] = _Entry("backend", work, backend=name)
+        if get_backend(name).sparse_kernels:  # the dense path beside the default (auto)
+            work = labelled(label, workloads.KerasEpochs(name, x, y, sparse_inputs=False))
+            entries[f"fastnn {label}, dense inputs"] = _Entry("backend", work, backend=name)
     entries["gemm floor"] = _Entry("floor", workloads.gemm_floor(x, preallocated=False))
     if not options.with_peers:
         return entries

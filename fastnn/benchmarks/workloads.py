@@ -217,8 +217,18 @@ class ScratchIterations:
 class KerasEpochs(_TimedEpochs):
     """The `keras` recipe (batch 128, shuffled from ``seed``) on one backend."""
 
-    def __init__(self, backend_name: str, x: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
-        super().__init__(backend_name, keras_model(seed), x, y, batch_size=128, seed=seed)
+    def __init__(
+        self,
+        backend_name: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        seed: int = 0,
+        sparse_inputs: bool | str | None = None,
+    ) -> None:
+        super().__init__(
+            backend_name, keras_model(seed), x, y, batch_size=128, seed=seed,
+            sparse_inputs=sparse_inputs,
+        )  # fmt: skip
 
     def weights(self) -> tuple[np.ndarray, ...]:
         return tuple(self.model.get_weights())

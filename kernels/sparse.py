@@ -1,0 +1,203 @@
+"""Compressed-row (CSR) inputs: compressing dense rows, gathering mini-batches, and the
+first layer's two products with only the nonzeros.
+
+A CSR matrix here is ``indptr`` (n + 1,) int64, ``indices`` (nnz,) uint16 or int32
+column numbers, ``values`` (nnz,) floats; row r's entries are positions
+``indptr[r]:indptr[r + 1]`` of the other two. ``indptr`` need not start at 0: a slice of
+rows shares the whole ``indices`` and ``values`` (see ``fastnn/sparse.py``).
+
+Both products stream the nonzeros against a block of the dense operand small enough to
+stay in L2 (a naive loop re-reads the whole of W from L3 for every nonzero, and was no
+faster than BLAS's dense product):
+
+* ``matmul``: ``out (B, H) = X (B, F) @ W (F, H)`` block by block of W's columns: W[:, block]
+  (F x 64 floats: 200 KB for MNIST's 784 rows) is read once per row of X from L2, and each
+  nonzero adds a scaled 64-wide piece of a row of it to ``out[r, block]`` in L1.
+* ``weight_gradient``: ``out (F, H) = X^T @ dZ (B, H)``: X's entries sorted by column
+  (a counting sort of the batch), then each input column with a nonzero sums its rows of
+  dZ (B x H: 256 KB for batch 128, in L2); the columns with none get zero rows.
+
+Blocks (of columns of W, of input columns) are split over numba's thread pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from fastnn.kernels.jit import kernel, parallel_kernel
+
+
+@parallel_kernel
+def count_nonzeros(x: np.ndarray, counts: np.ndarray) -> None:
+    """``counts[r]``: how many entries of ``x[r]`` are nonzero; x (n, F). NaN is nonzero."""
+    for r in prange(x.shape[0]):
+        row = x[r]
+        count = 0
+        for j in range(row.shape[0]):
+            count += row[j] != 0
+        counts[r] = count
+
+
+@parallel_kernel
+def compress(x: np.ndarray, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> None:
+    """x's nonzeros into ``indices`` and ``values``, row r at ``indptr[r]`` (the running
+    sum of :func:`count_nonzeros`'s counts)."""
+    for r in prange(x.shape[0]):
+        row = x[r]
+        k = indptr[r]
+        for j in range(row.shape[0]):
+            v = row[j]
+            if v != 0:
+                indices[k] = j
+                values[k] = v
+                k += 1
+
+
+@kernel
+def take_rows(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    rows: np.ndarray,
+    out_indptr: np.ndarray,
+    out_indices: np.ndarray,
+    out_values: np.ndarray,
+) -> None:
+    """Rows ``rows`` (B,) of a CSR matrix into a CSR batch whose ``out_indptr`` (B + 1,)
+    starts at 0; the out arrays must hold the batch's nonzeros (checked). Negative row
+    numbers count from the end, as in NumPy; others out of range raise IndexError."""
+    n = indptr.shape[0] - 1
+    out_indptr[0] = 0
+    k = 0
+    for b in range(rows.shape[0]):
+        r = rows[b]
+        if r < 0:
+            r += n
+        if r < 0 or r >= n:
+            raise IndexError("row index out of range")
+        start, stop = indptr[r], indptr[r + 1]
+        if k + stop - start > out_values.shape[0]:
+            raise IndexError("the batch's nonzeros do not fit its buffers")
+        for i in range(start, stop):
+            out_indices[k] = indices[i]
+            out_values[k] = values[i]
+            k += 1
+        out_indptr[b + 1] = k
+
+
+@kernel
+def densify(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+    """``out (B, F)``: the CSR rows written out, zeros elsewhere."""
+    for r in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[r, j] = 0
+        for k in range(indptr[r], indptr[r + 1]):
+            out[r, indices[k]] = values[k]
+
+
+@kernel
+def _combine_rows(
+    out: np.ndarray, src: np.ndarray, picks: np.ndarray, scales: np.ndarray, start: int, stop: int
+) -> None:
+    """``out (H,) = sum of scales[k] * src[picks[k]]`` for k in [start, stop); src (N, H).
+
+    Eight rows at a time, so each load and store of ``out`` carries eight products.
+    Loops run over row views from 0: with an offset whose sign numba cannot see, every
+    index gets a wrap-around check and the loop does not vectorize (measured: 5x slower).
+    """
+    width = out.shape[0]
+    for c in range(width):
+        out[c] = 0
+    k = start
+    while k + 8 <= stop:
+        s0, s1, s2, s3 = src[picks[k]], src[picks[k + 1]], src[picks[k + 2]], src[picks[k + 3]]
+        s4, s5, s6, s7 = src[picks[k + 4]], src[picks[k + 5]], src[picks[k + 6]], src[picks[k + 7]]
+        v0, v1, v2, v3 = scales[k], scales[k + 1], scales[k + 2], scales[k + 3]
+        v4, v5, v6, v7 = scales[k + 4], scales[k + 5], scales[k + 6], scales[k + 7]
+        for c in range(width):
+            out[c] += (v0 * s0[c] + v1 * s1[c] + v2 * s2[c] + v3 * s3[c]) + (
+                v4 * s4[c] + v5 * s5[c] + v6 * s6[c] + v7 * s7[c]
+            )
+        k += 8
+    while k < stop:
+        s0 = src[picks[k]]
+        v0 = scales[k]
+        for c in range(width):
+            out[c] += v0 * s0[c]
+        k += 1
+
+
+@parallel_kernel
+def matmul(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    w: np.ndarray,
+    out: np.ndarray,
+    parts: int,
+) -> None:
+    """``out (B, H) = X @ w``; X the CSR rows (B, F), w (F, H) C-contiguous; the rows of
+    ``out`` split into ``parts`` runs over the thread pool."""
+    rows = out.shape[0]
+    for part in prange(parts):
+        for r in range(part * rows // parts, (part + 1) * rows // parts):
+            _combine_rows(out[r], w, indices, values, indptr[r], indptr[r + 1])
+
+
+@kernel
+def _by_column(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    starts: np.ndarray,
+    rows_of: np.ndarray,
+    values_of: np.ndarray,
+) -> None:
+    """The batch's entries sorted by column (a counting sort, stable in row order):
+    column j's are ``rows_of[starts[j]:starts[j + 1]]`` with ``values_of`` alike."""
+    starts[:] = 0
+    for r in range(indptr.shape[0] - 1):
+        for k in range(indptr[r], indptr[r + 1]):
+            starts[indices[k] + 1] += 1
+    for j in range(1, starts.shape[0]):
+        starts[j] += starts[j - 1]
+    fill = starts[:-1].copy()
+    for r in range(indptr.shape[0] - 1):
+        for k in range(indptr[r], indptr[r + 1]):
+            j = indices[k]
+            rows_of[fill[j]] = r
+            values_of[fill[j]] = values[k]
+            fill[j] += 1
+
+
+@parallel_kernel
+def _sum_rows_by_column(
+    starts: np.ndarray,
+    rows_of: np.ndarray,
+    values_of: np.ndarray,
+    dz: np.ndarray,
+    out: np.ndarray,
+    parts: int,
+) -> None:
+    """``out[j] = sum of values_of[k] * dz[rows_of[k]]`` over column j's entries."""
+    columns = out.shape[0]
+    for part in prange(parts):
+        for j in range(part * columns // parts, (part + 1) * columns // parts):
+            _combine_rows(out[j], dz, rows_of, values_of, starts[j], starts[j + 1])
+
+
+def weight_gradient(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    dz: np.ndarray,
+    out: np.ndarray,
+    scratch: tuple[np.ndarray, np.ndarray, np.ndarray],
+    parts: int,
+) -> None:
+    """``out (F, H) = X^T @ dz``; X the CSR rows (B, F), dz (B, H). ``scratch``: starts
+    (F + 1,) int64, and rows (int64) and values (X's dtype) for at least X's nonzeros."""
+    starts, rows_of, values_of = scratch
+    _by_column(indptr, indices, values, starts, rows_of, values_of)
+    _sum_rows_by_column(starts, rows_of, values_of, dz, out, parts)
