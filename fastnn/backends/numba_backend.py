@@ -76,13 +76,13 @@ def _flat(*arrays: np.ndarray) -> list[np.ndarray] | None:
     """1-D views of same-shape, same-dtype arrays all C-contiguous or all F-contiguous
     (entry i of each view is then the same element of each array), or None otherwise."""
     shape, dtype = arrays[0].shape, arrays[0].dtype
-    order = "C" if arrays[0].flags.c_contiguous else "F"
+    c_order = bool(arrays[0].flags.c_contiguous)
     views = []
     for a in arrays:  # a plain loop: this runs for every weight at every step
-        contiguous = a.flags.c_contiguous if order == "C" else a.flags.f_contiguous
+        contiguous = a.flags.c_contiguous if c_order else a.flags.f_contiguous
         if a.shape != shape or a.dtype != dtype or not contiguous:
             return None
-        views.append(a.reshape(-1, order=order))
+        views.append(a.reshape(-1, order="C" if c_order else "F"))
     return views
 
 
