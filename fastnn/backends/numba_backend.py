@@ -86,6 +86,22 @@ def _flat(*arrays: np.ndarray) -> list[np.ndarray] | None:
     return views
 
 
+def _pieces(*arrays: np.ndarray) -> list[list[np.ndarray]] | None:
+    """1-D pieces covering same-shape, same-dtype arrays alike, for elementwise kernels:
+    one flat view of each where :func:`_flat` gives them, else each 1-D or 2-D array
+    whole or row by row, of any strides (numba compiles the kernel for strided views
+    too); None for anything else."""
+    flat = _flat(*arrays)
+    if flat is not None:
+        return [flat]
+    shape, dtype = arrays[0].shape, arrays[0].dtype
+    if len(shape) > 2 or any(a.shape != shape or a.dtype != dtype for a in arrays):
+        return None
+    if len(shape) == 1:
+        return [list(arrays)]
+    return [[a[r] for a in arrays] for r in range(shape[0])]
+
+
 _TINY = {np.dtype(t): t(np.finfo(t).tiny) for t in (np.float32, np.float64)}
 
 
@@ -496,10 +512,11 @@ class NumbaBackend(NumpyBackend):
 
     # -------------------------------------------------------------- optimizers
     def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:
-        flat = _flat(param, grad)
-        if flat is None:
+        pieces = _pieces(param, grad)
+        if pieces is None:
             return super().sgd_update(param, grad, learning_rate)
-        self._optimizers.sgd(*flat, param.dtype.type(learning_rate))
+        for views in pieces:
+            self._optimizers.sgd(*views, param.dtype.type(learning_rate))
         return None
 
     def momentum_update(
@@ -511,12 +528,15 @@ class NumbaBackend(NumpyBackend):
         momentum: float,
         nesterov: bool,
     ) -> None:
-        flat = _flat(param, grad, velocity)
-        if flat is None:
+        pieces = _pieces(param, grad, velocity)
+        if pieces is None:
             return super().momentum_update(param, grad, velocity, learning_rate, momentum, nesterov)
         cast = param.dtype.type
         tiny = _tiny(param.dtype)
-        self._optimizers.momentum(*flat, cast(learning_rate), cast(momentum), bool(nesterov), tiny)
+        for views in pieces:
+            self._optimizers.momentum(
+                *views, cast(learning_rate), cast(momentum), bool(nesterov), tiny
+            )
         return None
 
     def rmsprop_update(
@@ -528,14 +548,15 @@ class NumbaBackend(NumpyBackend):
         rho: float,
         epsilon: float,
     ) -> None:
-        flat = _flat(param, grad, velocity)
-        if flat is None:
+        pieces = _pieces(param, grad, velocity)
+        if pieces is None:
             return super().rmsprop_update(param, grad, velocity, learning_rate, rho, epsilon)
         cast = param.dtype.type
         tiny = _tiny(param.dtype)
-        self._optimizers.rmsprop(
-            *flat, cast(learning_rate), cast(rho), cast(1.0 - rho), cast(epsilon), tiny
-        )
+        for views in pieces:
+            self._optimizers.rmsprop(
+                *views, cast(learning_rate), cast(rho), cast(1.0 - rho), cast(epsilon), tiny
+            )
         return None
 
     def adam_update(
@@ -550,15 +571,16 @@ class NumbaBackend(NumpyBackend):
         epsilon: float,
         step: int,
     ) -> None:
-        flat = _flat(param, grad, m, v)
-        if flat is None:
+        pieces = _pieces(param, grad, m, v)
+        if pieces is None:
             return super().adam_update(
                 param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step
             )
         cast = param.dtype.type
         alpha = adam_step_size(learning_rate, beta_1, beta_2, step)
         tiny = _tiny(param.dtype)
-        self._optimizers.adam(
-            *flat, cast(alpha), cast(1.0 - beta_1), cast(1.0 - beta_2), cast(epsilon), tiny
-        )
+        for views in pieces:
+            self._optimizers.adam(
+                *views, cast(alpha), cast(1.0 - beta_1), cast(1.0 - beta_2), cast(epsilon), tiny
+            )
         return None
