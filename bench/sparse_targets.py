@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import targets
 from bench.contention import ROOT, machine
 
 TARGETS = {
@@ -168,17 +169,11 @@ def accuracy_and_memory() -> dict[str, Any]:
 
 
 def scratch() -> dict[str, Any]:
-    from bench import targets
     from fastnn.datasets.mnist import load_data
     from fastnn.recipes import prepare_mnist
 
     result: dict[str, Any] = targets.scratch(prepare_mnist(load_data(), np.dtype("float32")))
     return result
-
-
-def meets(name: str, value: float) -> bool:
-    comparison, bound = TARGETS[name]
-    return value <= bound if comparison == "<=" else value >= bound
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -196,7 +191,7 @@ def markdown(result: dict[str, Any]) -> str:
     for name, value in ratios.items():
         target = TARGETS.get(name)
         shown = f"{target[0]} {target[1]}" if target else "-"
-        met = ("yes" if meets(name, value) else "**no**") if target else "-"
+        met = ("yes" if targets.meets(name, value, TARGETS) else "**no**") if target else "-"
         lines.append(f"| {name} | {value:.3f} | {shown} | {met} |")
     lines += ["", "Medians (s): " + json.dumps(result["keras"]["medians_s"])]
     lines += ["", "Today: " + json.dumps(result["today"]["medians"])]

@@ -147,9 +147,9 @@ def keras_accuracy() -> dict[str, Any]:
     }
 
 
-def meets(name: str, value: float) -> bool:
-    """Whether ``value`` reaches the target called ``name``."""
-    comparison, bound = TARGETS[name]
+def meets(name: str, value: float, targets: dict[str, tuple[str, float]] = TARGETS) -> bool:
+    """Whether ``value`` reaches the target called ``name`` in ``targets``."""
+    comparison, bound = targets[name]
     return value <= bound if comparison == "<=" else value >= bound
 
 

@@ -18,6 +18,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -442,7 +443,7 @@ class Sequential:
             with (
                 DeferredInterrupt() as interrupt,
                 backend.training_stream(),
-                pass_threads(backend.synchronous, isinstance(x_all, SparseRows)) as threads,
+                _pass_threads(backend, x_all) as threads,
             ):
                 data = DeviceData(backend, workspace, "train", x_all, y_all, acc_all)
                 val_data = None if val is None else DeviceData(backend, workspace, "val", *val)
@@ -698,7 +699,7 @@ class Sequential:
         assert self._workspace is not None
         with (
             backend.training_stream(),
-            pass_threads(backend.synchronous, isinstance(x_all, SparseRows)) as threads,
+            _pass_threads(backend, x_all) as threads,
         ):
             data = DeviceData(backend, self._workspace, "evaluate", x_all, y_all, acc_all)
             state = PassState(backend, self._workspace, "evaluate")
@@ -722,7 +723,7 @@ class Sequential:
         backend = self._on_active_backend()
         x_dev = _on(backend, x_all)
         result = np.empty((len(x_all), self.output_units), dtype=self.dtype)
-        with pass_threads(backend.synchronous, isinstance(x_all, SparseRows)) as threads:
+        with _pass_threads(backend, x_all) as threads:
             for start in range(0, len(x_all), batch_size):
                 stop = min(start + batch_size, len(x_all))
                 with threads.step(timed=stop - start == batch_size):
@@ -897,3 +898,8 @@ def _on(backend: Backend, x: np.ndarray | SparseRows) -> Array | SparseRows:
     """Inputs on the backend: compressed rows stay as they are (only backends that
     compute in host memory take them)."""
     return x if isinstance(x, SparseRows) else backend.asarray(x)
+
+
+def _pass_threads(backend: Backend, x: Any) -> AbstractContextManager[Tuner | Fixed]:
+    """The thread policy of a pass over ``x`` on ``backend`` (see :mod:`fastnn.threads`)."""
+    return pass_threads(backend.synchronous, own_products=isinstance(x, SparseRows))

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from fastnn.validation import shown
+from fastnn.validation import check_sample_shape, shown
 
 ENV_VAR = "FASTNN_SPARSE"
 #: the settings, as the environment spells them; the argument also takes True / False
@@ -155,11 +155,7 @@ def from_scipy(name: str, value: Any, width: int | None, dtype: np.dtype) -> Spa
             f"{name} must be a non-empty sparse matrix of shape (n_samples, n_features); "
             f"received shape {matrix.shape}"
         )
-    if width is not None and matrix.shape[1] != width:
-        raise ValueError(
-            f"{name} has samples of shape ({matrix.shape[1]},); the model expects ({width},) "
-            f"(x of shape (n, {width}))"
-        )
+    check_sample_shape(name, (matrix.shape[1],), None if width is None else (width,))
     if matrix.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} must hold real numbers (bool, int or float); received a sparse matrix "

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastnn.validation import shown
 
@@ -74,13 +75,27 @@ def resolve_threads() -> str | int:
     return check_threads(text, ENV_VAR) if text else "auto"
 
 
+_scanned: tuple[int, list[Any]] | None = None  # (modules loaded then, the controllers)
+
+
+def _blas_controllers() -> list[Any]:
+    """threadpoolctl's controllers of every BLAS loaded. Finding them walks the process's
+    loaded libraries (0.6 ms, measured), so the result is kept until a module is imported:
+    a library is loaded with one. Passes (a predict on one row, say) then skip the walk."""
+    global _scanned
+    if _scanned is None or _scanned[0] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+        _scanned = (len(sys.modules), controllers)
+    return _scanned[1]
+
+
 class Pools:
     """The thread pools fastnn's computations run on: the BLAS libraries NumPy loaded and,
     once it is imported, numba's. Reads and sets their thread counts together."""
 
     def __init__(self, blas_single: bool = False) -> None:
-        from threadpoolctl import ThreadpoolController
-
         #: BLAS kept at one thread whatever the count (see :func:`pass_threads`)
         self.blas_single = blas_single
         self._numba = sys.modules.get("numba")
@@ -89,7 +104,7 @@ class Pools:
             # on the first compile: load it now so that its threads are counted too.
             with suppress(ImportError):
                 import scipy.linalg.cython_blas  # noqa: F401
-        self._blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        self._blas = _blas_controllers()
         self.saved = (
             [lib.num_threads for lib in self._blas],
             self._numba.get_num_threads() if self._numba is not None else None,

@@ -108,6 +108,15 @@ def _check_all_finite(name: str, array: np.ndarray) -> None:
     )
 
 
+def check_sample_shape(name: str, given: tuple[int, ...], expected: tuple[int, ...] | None) -> None:
+    """Refuse samples of shape ``given`` for a model that expects ``expected`` (None: any)."""
+    if expected is not None and given != expected:
+        raise ValueError(
+            f"{name} has samples of shape {given}; the model expects {expected} "
+            f"(x of shape (n, {', '.join(map(str, expected))}))"
+        )
+
+
 def as_features(
     name: str, value: Any, sample_shape: tuple[int, ...] | None, dtype: np.dtype
 ) -> np.ndarray:
@@ -120,11 +129,7 @@ def as_features(
         )
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); need at least one sample")
-    if sample_shape is not None and tuple(array.shape[1:]) != sample_shape:
-        raise ValueError(
-            f"{name} has samples of shape {array.shape[1:]}; the model expects {sample_shape} "
-            f"(x of shape (n, {', '.join(map(str, sample_shape))}))"
-        )
+    check_sample_shape(name, tuple(array.shape[1:]), sample_shape)
     array = np.ascontiguousarray(array, dtype=dtype)
     _check_all_finite(name, array)
     return array

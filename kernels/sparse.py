@@ -6,18 +6,18 @@ column numbers, ``values`` (nnz,) floats; row r's entries are positions
 ``indptr[r]:indptr[r + 1]`` of the other two. ``indptr`` need not start at 0: a slice of
 rows shares the whole ``indices`` and ``values`` (see ``fastnn/sparse.py``).
 
-Both products stream the nonzeros against a block of the dense operand small enough to
-stay in L2 (a naive loop re-reads the whole of W from L3 for every nonzero, and was no
-faster than BLAS's dense product):
+Both products stream the nonzeros against rows of the dense operand:
 
-* ``matmul``: ``out (B, H) = X (B, F) @ W (F, H)`` block by block of W's columns: W[:, block]
-  (F x 64 floats: 200 KB for MNIST's 784 rows) is read once per row of X from L2, and each
-  nonzero adds a scaled 64-wide piece of a row of it to ``out[r, block]`` in L1.
+* ``matmul``: ``out (B, H) = X (B, F) @ W (F, H)``: each row of ``out`` is the sum of the
+  rows of W its nonzeros pick, scaled by them, eight at a time (``_combine_rows``), so
+  each load and store of the output row carries eight products. W's rows come from L3
+  (W is 1.6 MB for 784 x 512): blocking its columns so a block stays in L2 is not done,
+  because numba did not vectorize the strided views that needs (2-4x slower, measured).
 * ``weight_gradient``: ``out (F, H) = X^T @ dZ (B, H)``: X's entries sorted by column
   (a counting sort of the batch), then each input column with a nonzero sums its rows of
   dZ (B x H: 256 KB for batch 128, in L2); the columns with none get zero rows.
 
-Blocks (of columns of W, of input columns) are split over numba's thread pool.
+Rows of ``out`` are split over numba's thread pool.
 """
 
 from __future__ import annotations
@@ -84,16 +84,6 @@ def take_rows(
             out_values[k] = values[i]
             k += 1
         out_indptr[b + 1] = k
-
-
-@kernel
-def densify(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
-    """``out (B, F)``: the CSR rows written out, zeros elsewhere."""
-    for r in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            out[r, j] = 0
-        for k in range(indptr[r], indptr[r + 1]):
-            out[r, indices[k]] = values[k]
 
 
 @kernel
