@@ -35,6 +35,39 @@ def _load_hypothesis_profile() -> None:
 _load_hypothesis_profile()
 
 
+#: set (to 1) where tests needing MNIST must run, not skip: CI sets it in .ci/run
+REQUIRE_DATA = "FASTNN_REQUIRE_DATA"
+
+
+def _without_data(error: BaseException) -> None:
+    """Turn MNIST missing into a skip that says how to supply it, unless it is required."""
+    from fastnn.datasets.mnist import DatasetUnavailableError
+
+    if isinstance(error, DatasetUnavailableError) and os.environ.get(REQUIRE_DATA) != "1":
+        pytest.skip(
+            "MNIST is not available here: set FASTNN_DATA_DIR to a folder with its four "
+            f"files, or allow the download ({REQUIRE_DATA}=1 makes this a failure)"
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    try:
+        return (yield)
+    except Exception as error:  # the mnist fixture's load
+        _without_data(error)
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    try:
+        return (yield)
+    except Exception as error:  # a test that loads MNIST itself
+        _without_data(error)
+        raise
+
+
 def backend_params(names: tuple[str, ...] = TESTED_BACKENDS) -> list[Any]:
     """pytest params over ``names``; those that cannot run here skip with the reason."""
     params = []

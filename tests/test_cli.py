@@ -25,7 +25,10 @@ def test_backends_lists_each_with_reason(capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.mark.slow
-def test_train_prints_progress_and_test_accuracy(capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_prints_progress_and_test_accuracy(
+    capsys: pytest.CaptureFixture[str], mnist: object
+) -> None:
+    """``mnist``: the command reads the same data, so this skips where it is missing."""
     assert cli.main(["train", "--recipe", "keras", "--epochs", "1", "--seed", "0"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("recipe keras: 784-512-10")
