@@ -61,22 +61,26 @@ struct CrossEntropy {
         const T* t = targets + r * cols;
         const T top = fastnn::row_max(z, cols, lane);
         T mass = T(0);
-        T weighted = T(0);  // sum_j t_j (z_j - top)
         T sum_exp = T(0);
         for (int j = lane; j < cols; j += 32) {
             mass += t[j];
-            weighted += t[j] * (z[j] - top);
             const T e = exp(z[j] - top);
             grad[j] = e;
             sum_exp += e;
         }
         mass = fastnn::warp_sum(mass);
-        weighted = fastnn::warp_sum(weighted);
         sum_exp = fastnn::warp_sum(sum_exp);
         const T factor = mass / sum_exp;
-        for (int j = lane; j < cols; j += 32) grad[j] = (grad[j] * factor - t[j]) * scale;
-        return static_cast<double>(mass) * log(static_cast<double>(sum_exp)) -
-               static_cast<double>(weighted);
+        // sum_j t_j (lse - (z_j - top)), entry by entry as the reference sums t * -log p:
+        // split into mass * lse - sum_j t_j (z_j - top), an infinite target times the
+        // row's top logit (z_j - top = 0) made NaN where the reference gives inf
+        const double lse = log(static_cast<double>(sum_exp));
+        double total = 0.0;
+        for (int j = lane; j < cols; j += 32) {
+            total += static_cast<double>(t[j]) * (lse - static_cast<double>(z[j] - top));
+            grad[j] = (grad[j] * factor - t[j]) * scale;
+        }
+        return fastnn::warp_sum(total);
     }
 };
 
