@@ -16,6 +16,8 @@ Both products stream the nonzeros against rows of the dense operand:
 * ``weight_gradient``: ``out (F, H) = X^T @ dZ (B, H)``: X's entries sorted by column
   (a counting sort of the batch), then each input column with a nonzero sums its rows of
   dZ (B x H: 256 KB for batch 128, in L2); the columns with none get zero rows.
+  ``weight_gradient_by_rows`` skips the sort when (F, H) is small: each thread adds
+  ``value * dZ[r]`` into its own copy of ``out``, and the copies are summed.
 
 Rows of ``out`` are split over numba's thread pool.
 """
@@ -175,6 +177,62 @@ def _sum_rows_by_column(
     for part in prange(parts):
         for j in range(part * columns // parts, (part + 1) * columns // parts):
             _combine_rows(out[j], dz, rows_of, values_of, starts[j], starts[j + 1])
+
+
+@parallel_kernel
+def _scatter_rows(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    dz: np.ndarray,
+    partial: np.ndarray,
+    parts: int,
+) -> None:
+    """``partial[p] (F, H) = X[rows of part p]^T @ dz[those rows]``; partial (parts, F, H).
+
+    Each part adds ``value * dz[r]`` into the row of its own accumulator that the nonzero's
+    column picks: no counting sort, but one (F, H) accumulator a part, so it pays only
+    while F x H is small (rows of it stay in L1/L2)."""
+    rows = dz.shape[0]
+    for part in prange(parts):
+        acc = partial[part]
+        acc[:] = 0
+        for r in range(part * rows // parts, (part + 1) * rows // parts):
+            d = dz[r]
+            for k in range(indptr[r], indptr[r + 1]):
+                v = values[k]
+                a = acc[indices[k]]
+                for c in range(d.shape[0]):
+                    a[c] += v * d[c]
+
+
+@parallel_kernel
+def _sum_parts(partial: np.ndarray, out: np.ndarray) -> None:
+    """``out (F, H) = partial.sum(axis=0)``; partial (parts, F, H); rows over the pool."""
+    for j in prange(out.shape[0]):
+        o = out[j]
+        o[:] = partial[0, j]
+        for p in range(1, partial.shape[0]):
+            q = partial[p, j]
+            for c in range(o.shape[0]):
+                o[c] += q[c]
+
+
+def weight_gradient_by_rows(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    dz: np.ndarray,
+    out: np.ndarray,
+    partial: np.ndarray,
+) -> None:
+    """``out (F, H) = X^T @ dz`` by streaming X's rows into ``partial`` (parts, F, H)
+    accumulators (one a thread), then summing them; with one part, into ``out`` itself."""
+    if partial.shape[0] == 1:
+        _scatter_rows(indptr, indices, values, dz, out[np.newaxis], 1)
+        return
+    _scatter_rows(indptr, indices, values, dz, partial, partial.shape[0])
+    _sum_parts(partial, out)
 
 
 def weight_gradient(

@@ -121,6 +121,41 @@ def test_any_density_matches_the_dense_path(
     assert_same(grads, dense, "float32")
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    share=st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0),
+    rows=st.integers(1, 40),
+    columns=st.integers(1, 30),
+    units=st.integers(1, 24),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**16),
+)
+@pytest.mark.parametrize("scatter_bytes", [0, 1 << 30], ids=["by column", "by rows"])
+def test_both_numba_weight_gradients_match_numpy(
+    scatter_bytes: int, share: float, rows: int, columns: int, units: int, threads: int, seed: int
+) -> None:
+    """The numba backend's two weight gradients (a sort by column, or rows summed into a
+    copy per thread), each on one thread and on two, against X^T @ dz."""
+    pytest.importorskip("numba")
+    import numba
+
+    from fastnn.backends import numba_backend
+
+    rng = np.random.default_rng(seed)
+    x = sparse_data(rng, (rows, columns), share).astype(np.float32)
+    dz = rng.standard_normal((rows, units)).astype(np.float32)
+    backend = fastnn.get_backend("numba")
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(numba_backend, "SCATTER_BYTES", scatter_bytes)
+            got = backend.sparse_weight_gradient(backend.compress_rows(x), dz)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_allclose(got, x.T @ dz, rtol=2e-5, atol=2e-5)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "rmsprop", "adam"])
 @pytest.mark.parametrize("name", backend_params())
 def test_training_matches_the_dense_path(name: str, optimizer: str) -> None:

@@ -102,6 +102,11 @@ def _pieces(*arrays: np.ndarray) -> list[list[np.ndarray]] | None:
     return [[a[r] for a in arrays] for r in range(shape[0])]
 
 
+#: a sparse weight gradient of at most this many bytes (F x H) sums the batch's rows into
+#: a copy per thread instead of sorting the batch by column: measured on 784 inputs, rows
+#: win up to 64 units at batch 128 (0.6x the sort's time) and at any width full-batch
+SCATTER_BYTES = 256 * 1024
+
 _TINY = {np.dtype(t): t(np.finfo(t).tiny) for t in (np.float32, np.float64)}
 
 
@@ -207,23 +212,29 @@ class NumbaBackend(NumpyBackend):
         if dz.dtype != x.dtype or not dz.flags.c_contiguous or not _writable(out, shape, dz.dtype):
             return super().sparse_weight_gradient(x, dz, out=out)
         out = np.empty(shape, dz.dtype) if out is None else out
-        nonzeros = int(x.indptr[-1] - x.indptr[0])
-        key = (x.width, x.dtype)
         kept: dict[Any, tuple[np.ndarray, ...]] = self._sparse_local.__dict__
-        scratch = kept.get(key)
+        threads = self._threads()
+        if out.nbytes <= SCATTER_BYTES:  # narrow: stream the rows into one copy a thread
+            copies = (threads, *shape)
+            if (copies, dz.dtype) not in kept:
+                kept[(copies, dz.dtype)] = (np.empty(copies, dz.dtype),)
+            partial = kept[(copies, dz.dtype)][0]
+            self._sparse.weight_gradient_by_rows(x.indptr, x.indices, x.values, dz, out, partial)
+            return out
+        nonzeros = int(x.indptr[-1] - x.indptr[0])
+        scratch = kept.get((x.width, x.dtype))
         if scratch is None or len(scratch[1]) < nonzeros:
             # room for the most nonzeros a batch has had, kept for the next steps
             size = max(nonzeros, 1 if scratch is None else 2 * len(scratch[1]))
             scratch = (
                 np.empty(x.width + 1, np.int64), np.empty(size, np.int64), np.empty(size, x.dtype)
             )  # fmt: skip
-            kept[key] = scratch
+            kept[(x.width, x.dtype)] = scratch
         starts, rows_of, values_of = scratch
         # columns differ in their nonzeros: four chunks a thread even out the work
         self._sparse.weight_gradient(
-            x.indptr, x.indices, x.values, dz, out, (starts, rows_of, values_of),
-            4 * self._threads(),
-        )  # fmt: skip
+            x.indptr, x.indices, x.values, dz, out, (starts, rows_of, values_of), 4 * threads
+        )
         return out
 
     @staticmethod
