@@ -82,6 +82,19 @@ def test_mnist_fits_in_a_third_of_its_dense_size(mnist: tuple) -> None:
 
 
 # ---------------------------------------------------- the same numbers as dense
+@pytest.mark.parametrize("rows", [0, 5, sparse.SAMPLE_ROWS, 10_000])
+def test_density_is_exact_when_small_and_close_when_sampled(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    x = sparse_data(rng, (rows, 50), 0.2).astype(np.float32)
+    exact = np.count_nonzero(x) / max(x.size, 1)
+    if rows <= sparse.SAMPLE_ROWS:
+        assert sparse.density(x) == exact
+    else:  # 2048 of 10,000 rows in 32 blocks: the estimate of 0.2 is within 0.01
+        assert abs(sparse.density(x) - exact) < 0.01
+        x[: rows // 2] = 0  # the blocks span the rows: half of them empty halves the share
+        assert abs(sparse.density(x) - exact / 2) < 0.01
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", backend_params())
 def test_gradients_match_the_dense_path(name: str, dtype: str) -> None:
