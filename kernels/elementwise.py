@@ -78,19 +78,22 @@ def relu_backward(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
 
 @kernel
 def sigmoid_backward(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
-    """``out = dy * y * (1 - y)``; (B, N)."""
+    """``out = dy * y * (1 - y)``; (B, N). In y's precision, as the reference: an int 1
+    would promote float32 to float64, where y * (1 - y) need not overflow as it does there."""
     rows, cols = dy.shape
+    one = y.dtype.type(1)
     for i in range(rows):
         for j in range(cols):
             s = y[i, j]
-            out[i, j] = dy[i, j] * (s * (1 - s))
+            out[i, j] = dy[i, j] * (s * (one - s))
 
 
 @kernel
 def tanh_backward(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
-    """``out = dy * (1 - y**2)``; (B, N)."""
+    """``out = dy * (1 - y**2)``; (B, N), in y's precision (see sigmoid_backward)."""
     rows, cols = dy.shape
+    one = y.dtype.type(1)
     for i in range(rows):
         for j in range(cols):
             t = y[i, j]
-            out[i, j] = dy[i, j] * (1 - t * t)
+            out[i, j] = dy[i, j] * (one - t * t)
