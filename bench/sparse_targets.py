@@ -49,7 +49,7 @@ TARGETS = {
 
 #: run in a fresh process of either checkout: the dense epoch and predict's time
 _TODAY = """
-import json, statistics, sys, time
+import inspect, json, statistics, sys, time
 import numpy as np, fastnn
 from fastnn.benchmarks.workloads import KerasEpochs, keras_model
 from fastnn.datasets.mnist import load_data
@@ -63,11 +63,17 @@ xt = (xt.reshape(len(xt), -1) / np.float32(255)).astype(np.float32)
 with fastnn.use_backend("numba"):
     model = keras_model(0)
     model.fit(xt[:256], np.arange(256) % 10, epochs=1, verbose=0)
-    model.predict(xt)
+    # silent where predict has Keras's verbose (this checkout), as the baseline's is
+    quiet = {"verbose": 0} if "verbose" in inspect.signature(model.predict).parameters else {}
+    model.predict(xt, **quiet)
     times = []
     for _ in range(7):
-        start = time.perf_counter(); model.predict(xt); times.append(time.perf_counter() - start)
-print(json.dumps({"dense_epoch": statistics.median(dense), "predict": statistics.median(times)}))
+        start = time.perf_counter()
+        model.predict(xt, **quiet)
+        times.append(time.perf_counter() - start)
+import fastnn.kernels
+print(json.dumps({"dense_epoch": statistics.median(dense), "predict": statistics.median(times),
+                  "kernels": fastnn.kernels.__file__}))
 """
 
 
@@ -79,6 +85,9 @@ def today(baseline: str, rounds: int) -> dict[str, Any]:
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", folder, baseline],
             check=True, capture_output=True,
         )  # fmt: skip
+        # kernels/ installs as fastnn.kernels: without this link the baseline's process
+        # would import this checkout's kernels through the editable install's mapping
+        (Path(folder) / "fastnn" / "kernels").symlink_to(Path("..") / "kernels")
         try:
             for round_ in range(rounds):
                 for which in ("this", "baseline") if round_ % 2 == 0 else ("baseline", "this"):
@@ -88,7 +97,11 @@ def today(baseline: str, rounds: int) -> dict[str, Any]:
                         [sys.executable, "-c", _TODAY], cwd=root, env=env, check=True,
                         capture_output=True, text=True,
                     )  # fmt: skip
-                    runs[which].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    run = json.loads(done.stdout.strip().splitlines()[-1])
+                    kernels = Path(run.pop("kernels")).resolve()
+                    if not kernels.is_relative_to(root.resolve()):
+                        raise RuntimeError(f"the {which} run imported kernels from {kernels}")
+                    runs[which].append(run)
         finally:
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", folder], check=False
