@@ -66,8 +66,7 @@ from fastnn.callbacks import (  # noqa: E402
 )
 from fastnn.config import set_random_seed  # noqa: E402
 from fastnn.interrupts import TrainingInterrupted  # noqa: E402
-from fastnn.models import Sequential  # noqa: E402
-from fastnn.saving import load_model  # noqa: E402
+from fastnn.models import Sequential, load_model  # noqa: E402
 from fastnn.threads import set_threads  # noqa: E402
 from fastnn.training import TrainingDivergedError  # noqa: E402
 

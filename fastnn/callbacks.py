@@ -114,14 +114,19 @@ class ProgressLogger(EpochTimer):
             return
         seconds = self.seconds[-1]
         rate = self.params.get("samples", 0) / seconds if seconds > 0 else float("inf")
-        figures = " - ".join(
-            # a rate reduced to 1e-7 would print as 0.0000
-            f"{key}: {value:.3g}" if key == "learning_rate" else f"{key}: {value:.4f}"
-            for key, value in (logs or {}).items()
-        )
         self.print_fn(
-            f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - {rate:,.0f} samples/s - {figures}"
+            f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - {rate:,.0f} samples/s"
+            + figures(logs or {})
         )
+
+
+def figures(logs: Logs) -> str:
+    """`` - loss: 0.1234 - accuracy: 0.9876``: a pass's figures, as the loggers print them."""
+    return "".join(
+        # a learning rate reduced to 1e-7 would print as 0.0000
+        f" - {key}: {value:.3g}" if key == "learning_rate" else f" - {key}: {value:.4f}"
+        for key, value in logs.items()
+    )
 
 
 # ------------------------------------------------------------ argument checks

@@ -13,25 +13,23 @@ once, mini-batches are gathered there, and only scalars come back.
 
 from __future__ import annotations
 
-import functools
 import math
+import os
 import re
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 
 from fastnn import losses as losses_module
-from fastnn import metrics as metrics_module
 from fastnn import optimizers as optimizers_module
+from fastnn import saving
 from fastnn.backends import Array, Backend, Scalar, get_backend
-from fastnn.backends.base import LAST_LOSS
-from fastnn.callbacks import Callback, History, ProgressLogger
+from fastnn.callbacks import Callback, History
 from fastnn.config import check_seed, make_rng, resolve_dtype
-from fastnn.interrupts import DeferredInterrupt, TrainingInterrupted
 from fastnn.layers import Dense, Layer, Workspace, _ActivatedLayer, from_config
+from fastnn.progress import pass_bar, verbosity
 from fastnn.sparse import (
     SparseRows,
     check_sparse_inputs,
@@ -40,12 +38,12 @@ from fastnn.sparse import (
     is_scipy_sparse,
     resolve_sparse,
 )
-from fastnn.threads import Fixed, Tuner, pass_threads, resolve_threads
+from fastnn.threads import resolve_threads
+from fastnn.trainer import Data, FitPlan, MetricTally, Trainer, pass_threads_for
 from fastnn.training import (
     DeviceData,
     Head,
     PassState,
-    Step,
     correct_count,
     finish_pass,
 )
@@ -386,28 +384,41 @@ class Sequential:
         validation_split: float = 0.0,
         validation_data: tuple[Any, Any] | None = None,
         shuffle: bool = True,
-        verbose: int = 1,
+        verbose: int | str = "auto",
         seed: int | None = None,
         callbacks: Sequence[Callback] | None = None,
         sparse_inputs: bool | str | None = None,
+        initial_epoch: int = 0,
+        validation_freq: int = 1,
     ) -> History:
-        """Train for ``epochs`` passes over (x, y); returns the History of per-epoch logs."""
-        optimizer, _ = self._require_compiled("fit")
-        epochs = check_int("epochs", epochs, 0)
-        batch_size = _batch_size(batch_size)
+        """Train for ``epochs`` passes over (x, y); returns the History of per-epoch logs.
+
+        As in Keras: ``verbose`` 0 is silent, 1 (or "auto") a progress bar within each
+        epoch, 2 a line per epoch; training runs epochs ``initial_epoch`` to
+        ``epochs - 1``; validation runs after every ``validation_freq``-th epoch.
+        """
+        self._require_compiled("fit")
+        plan = FitPlan(
+            epochs=check_int("epochs", epochs, 0),
+            initial_epoch=check_int("initial_epoch", initial_epoch, 0),
+            batch_size=_batch_size(batch_size),
+            shuffle=bool(shuffle),
+            verbose=verbosity(verbose),
+            seed=check_seed(seed),
+            callbacks=_callbacks(callbacks),
+            validation_freq=check_int("validation_freq", validation_freq, 1),
+        )
         validation_split = check_fraction("validation_split", validation_split)
-        verbose = check_int("verbose", verbose, 0)
-        check_seed(seed)
-        callbacks = _callbacks(callbacks)
         resolve_threads()  # a bad $FASTNN_THREADS is refused before any work
         x_all = self._inputs("x", x, sparse_inputs)
         y_all, acc_all = self._targets("y", y, len(x_all))
 
+        val: Data | None = None
         if validation_data is not None:
             x_given, y_given = _validation_pair(validation_data)
             x_val = self._inputs("validation_data x", x_given, sparse_inputs)
             y_val, acc_val = self._targets("validation_data y", y_given, len(x_val))
-            val: tuple[Any, np.ndarray, np.ndarray | None] | None = (x_val, y_val, acc_val)
+            val = (x_val, y_val, acc_val)
         elif validation_split > 0:
             # Like Keras: the last fraction of the data, taken before any shuffling.
             n_train = int(len(x_all) * (1.0 - validation_split))
@@ -421,134 +432,7 @@ class Sequential:
             val = (x_all[n_train:], y_all[n_train:], acc_rest)
             x_all, y_all = x_all[:n_train], y_all[:n_train]
             acc_all = None if acc_all is None else acc_all[:n_train]
-        else:
-            val = None
-
-        backend = self._on_active_backend()
-        assert self._workspace is not None
-        workspace = self._workspace
-        history = History()
-        self.history = history
-        hooks = [history, *([ProgressLogger()] if verbose else []), *(callbacks or [])]
-        steps = math.ceil(len(x_all) / batch_size)
-        params = {"epochs": epochs, "steps": steps, "samples": len(x_all), "batch_size": batch_size}
-        for hook in hooks:
-            hook.set_model(self)
-            hook.set_params(params)
-        rng = make_rng(seed)
-        self.stop_training = False
-        for hook in hooks:
-            hook.on_train_begin()
-        try:
-            with (
-                DeferredInterrupt() as interrupt,
-                backend.training_stream(),
-                _pass_threads(backend, x_all) as threads,
-            ):
-                data = DeviceData(backend, workspace, "train", x_all, y_all, acc_all)
-                val_data = None if val is None else DeviceData(backend, workspace, "val", *val)
-                order = workspace.only("order", (data.n,), np.int64) if shuffle else None
-                step = Step(
-                    model=self,
-                    backend=backend,
-                    optimizer=optimizer,
-                    data=data,
-                    order=order,
-                    state=PassState(backend, workspace, "train"),
-                    head=self._head(),
-                    batch_size=batch_size,
-                    params=[],
-                    grads=[],
-                    threads=threads,
-                )
-                val_state = None if val_data is None else PassState(backend, workspace, "val")
-                self._fit_epochs(step, val_data, val_state, epochs, rng, hooks, interrupt)
-        finally:
-            for hook in hooks:
-                hook.on_train_end()
-        return history
-
-    def _fit_epochs(
-        self,
-        step: Step,
-        val_data: DeviceData | None,
-        val_state: PassState | None,
-        epochs: int,
-        rng: np.random.Generator,
-        hooks: list[Callback],
-        interrupt: DeferredInterrupt,
-    ) -> None:
-        """The epoch loop of :meth:`fit`; stops early on ``stop_training`` or Ctrl-C."""
-        for epoch in range(epochs):
-            if interrupt.requested:  # Ctrl-C came during validation or an epoch-end hook
-                raise self._interrupted(f"after epoch {epoch} of {epochs}")
-            for hook in hooks:
-                hook.on_epoch_begin(epoch)
-            learning_rate = step.optimizer.learning_rate  # hooks may change it between epochs
-            logs = self._train_epoch(step, rng, epoch, hooks, interrupt)
-            if val_data is not None:
-                assert val_state is not None
-                val_logs = self._evaluate_data(
-                    step.backend, val_data, step.batch_size, val_state, step.threads, timed=False
-                )
-                logs.update({f"val_{key}": value for key, value in val_logs.items()})
-            logs["learning_rate"] = learning_rate
-            for hook in hooks:
-                hook.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-
-    def _interrupted(self, where: str) -> TrainingInterrupted:
-        completed = len(self.history.epoch) if self.history is not None else 0
-        return TrainingInterrupted(
-            f"training interrupted (Ctrl-C) {where}; the model holds the weights of its last "
-            f"completed step, and model.history the {completed} completed epoch(s)",
-            self.history,
-        )
-
-    def _train_epoch(
-        self,
-        step: Step,
-        rng: np.random.Generator,
-        epoch: int,
-        hooks: list[Callback],
-        interrupt: DeferredInterrupt,
-    ) -> dict[str, float]:
-        backend, data = step.backend, step.data
-        step.refresh()
-        step.state.reset()
-        if step.order is not None:
-            backend.copy_from_host(step.order, rng.permutation(data.n))
-        # Reading a loss back makes a GPU wait, so hooks that want every step's loss
-        # are the only reason to read it per step on an asynchronous backend.
-        step_hooks = [
-            hook
-            for hook in hooks
-            if type(hook).on_train_batch_end is not Callback.on_train_batch_end
-        ]
-        tally = _MetricTally(self, backend)
-        steps = math.ceil(data.n / step.batch_size)
-        for i in range(steps):
-            self._epoch, self._step = epoch, i
-            for hook in hooks:
-                hook.on_train_batch_begin(i)
-            rows = min(step.batch_size, data.n - i * step.batch_size)
-            key = step.key(rows) if backend.replays_steps else None
-            with step.threads.step(timed=rows == step.batch_size):
-                backend.run_step(functools.partial(step.run, rows), key)
-            if tally.confusion is not None:  # such steps are never replayed: run() ran
-                assert step.outputs is not None
-                tally.add(*step.outputs)
-            if step_hooks:
-                logs = {"loss": float(backend.to_numpy(step.state.totals)[LAST_LOSS])}
-                for hook in step_hooks:
-                    hook.on_train_batch_end(i, logs)
-            if interrupt.requested:  # between steps: every parameter has had this update
-                raise self._interrupted(f"at epoch {epoch + 1}, after step {i + 1} of {steps}")
-        totals = step.state.read()  # one wait per epoch
-        logs = {"loss": finish_pass(totals, data.n, epoch, check=not backend.synchronous)}
-        logs.update(tally.results(data.n, correct_count(totals)))
-        return logs
+        return Trainer(self).fit((x_all, y_all, acc_all), val, plan)
 
     def _head(self) -> Head:
         """How the output meets the loss: the last Dense's bias folded into the fused loss
@@ -650,86 +534,131 @@ class Sequential:
             return last.forward(h, training=training, skip_activation=True)  # logits (B, K)
         return last.forward(h, training=training)  # (B, K)
 
-    def _evaluate_data(
-        self,
-        backend: Backend,
-        data: DeviceData,
-        batch_size: int,
-        state: PassState,
-        threads: Tuner | Fixed,
-        timed: bool = True,
-    ) -> dict[str, float]:
-        """One pass of the loss and metrics over ``data``; ``threads`` runs its batches
-        (``timed``: the full ones count towards its choice)."""
-        assert self.loss is not None
-        state.reset()
-        head = self._head()
-        tally = _MetricTally(self, backend)
-        for start in range(0, data.n, batch_size):
-            xb, yb, metric_yb = data.rows(start, min(start + batch_size, data.n))
-            arguments = head.arguments(metric_yb, training=False)
-            with threads.step(timed=timed and len(xb) == batch_size):
-                outputs = self._forward(
-                    xb, training=False, logits=True, skip_bias="bias" in arguments
-                )
-                self.loss(backend, outputs, yb, totals=state.totals, **arguments)
-            if tally.confusion is not None:
-                tally.add(outputs, metric_yb)
-        totals = state.read()  # one wait per pass
-        penalty = self._penalty(with_grad=False)  # counted in the loss, as Keras does
-        loss = finish_pass(totals, data.n, 0, check=False)
-        logs = {"loss": loss + (0.0 if penalty is None else float(penalty))}
-        logs.update(tally.results(data.n, correct_count(totals)))
-        return logs
-
     def evaluate(
         self,
         x: Any,
         y: Any,
         batch_size: int | None = None,
+        verbose: int | str = "auto",
+        return_dict: bool = False,
         sparse_inputs: bool | str | None = None,
-    ) -> float | list[float]:
-        """Loss (and metrics) on (x, y): ``[loss, *metrics]`` in compile order, or the loss
-        alone without metrics."""
+    ) -> float | list[float] | dict[str, float]:
+        """Loss (and metrics) on (x, y): ``[loss, *metrics]`` in compile order, the loss
+        alone without metrics, or ``{"loss": ..., "accuracy": ...}`` with ``return_dict``.
+        ``verbose``: 1 (or "auto") a progress bar, 2 its closing line only, 0 nothing."""
         self._require_compiled("evaluate")
         batch_size = _batch_size(batch_size)
+        verbose = verbosity(verbose)
         x_all = self._inputs("x", x, sparse_inputs)
+        y_all, acc_all = self._targets("y", y, len(x_all))
+        logs = self._evaluate_pass((x_all, y_all, acc_all), batch_size, "evaluate", verbose)
+        return _results(logs, return_dict)
+
+    def _evaluate_pass(
+        self, data: Data, batch_size: int, prefix: str, verbose: int
+    ) -> dict[str, float]:
+        """The loss and metrics of one pass over prepared ``data``."""
+        backend = self._on_active_backend()
+        assert self._workspace is not None
+        bar = pass_bar(verbose, math.ceil(len(data[0]) / batch_size))
+        if bar is not None:
+            bar.begin()
+        with backend.training_stream(), pass_threads_for(backend, data[0]) as threads:
+            device = DeviceData(backend, self._workspace, prefix, *data)
+            state = PassState(backend, self._workspace, prefix)
+            logs = Trainer(self).evaluate(backend, device, batch_size, state, threads, bar=bar)
+        if bar is not None:
+            bar.finish(logs)
+        return logs
+
+    def test_on_batch(
+        self, x: Any, y: Any, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
+        """:meth:`evaluate` on (x, y) as a single batch, silently."""
+        return self.evaluate(x, y, verbose=0, return_dict=return_dict)
+
+    def train_on_batch(
+        self, x: Any, y: Any, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
+        """One training step on (x, y) as a single batch, the step ``fit`` runs; returns
+        that batch's loss and metrics (before the update), as :meth:`evaluate` does."""
+        self._require_compiled("train_on_batch")
+        resolve_threads()
+        x_all = self._inputs("x", x, None)
         y_all, acc_all = self._targets("y", y, len(x_all))
         backend = self._on_active_backend()
         assert self._workspace is not None
-        with (
-            backend.training_stream(),
-            _pass_threads(backend, x_all) as threads,
-        ):
-            data = DeviceData(backend, self._workspace, "evaluate", x_all, y_all, acc_all)
-            state = PassState(backend, self._workspace, "evaluate")
-            logs = self._evaluate_data(backend, data, batch_size, state, threads)
-        values = list(logs.values())
-        return values if len(values) > 1 else values[0]
+        trainer = Trainer(self)
+        with backend.training_stream(), pass_threads_for(backend, x_all) as threads:
+            data = DeviceData(backend, self._workspace, "batch", x_all, y_all, acc_all)
+            step = trainer.step(backend, data, None, len(x_all), "batch", threads)
+            step.refresh()
+            step.state.reset()
+            tally = MetricTally(self, backend)
+            step.run(len(x_all))
+            if tally.confusion is not None:
+                assert step.outputs is not None
+                tally.add(*step.outputs)
+            totals = step.state.read()
+        logs = {"loss": finish_pass(totals, len(x_all), self._epoch, check=False)}
+        logs.update(tally.results(len(x_all), correct_count(totals)))
+        return _results(logs, return_dict)
 
     def predict(
-        self, x: Any, batch_size: int | None = None, sparse_inputs: bool | str | None = None
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: int | str = "auto",
+        sparse_inputs: bool | str | None = None,
     ) -> np.ndarray:
         """Model outputs for x as a NumPy array (n, units): class probabilities for softmax.
 
         Rows are computed independently, so ``batch_size`` only bounds the memory a batch
         takes; left None, it is :data:`PREDICT_BATCH_SIZE`, not fit's 32: small batches
         spend most of their time launching kernels and streaming the weights again.
+        ``verbose`` as in :meth:`evaluate`.
         """
         batch_size = check_int(
             "batch_size", PREDICT_BATCH_SIZE if batch_size is None else batch_size, 1
         )
+        verbose = verbosity(verbose)
         x_all = self._inputs("x", x, sparse_inputs)
         backend = self._on_active_backend()
         x_dev = _on(backend, x_all)
         result = np.empty((len(x_all), self.output_units), dtype=self.dtype)
-        with _pass_threads(backend, x_all) as threads:
-            for start in range(0, len(x_all), batch_size):
+        bar = pass_bar(verbose, math.ceil(len(x_all) / batch_size))
+        if bar is not None:
+            bar.begin()
+        with pass_threads_for(backend, x_all) as threads:
+            for i, start in enumerate(range(0, len(x_all), batch_size)):
                 stop = min(start + batch_size, len(x_all))
                 with threads.step(timed=stop - start == batch_size):
                     outputs = self._forward(x_dev[start:stop], training=False, logits=False)
                 result[start:stop] = backend.to_numpy(outputs)
+                if bar is not None:
+                    bar.advance(i + 1, None)
+        if bar is not None:
+            bar.finish(None)
         return result
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """:meth:`predict` on x as a single batch, silently."""
+        return self.predict(x, verbose=0)
+
+    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
+        """The model's outputs for ``x`` (n, units) as a NumPy array, Keras's ``model(x)``;
+        ``training=True`` runs the layers as in training (Dropout drops, BatchNormalization
+        uses the batch's statistics and updates its moving ones)."""
+        if not training:
+            return self.predict_on_batch(x)
+        x_all = self._features("x", x)
+        backend = self._on_active_backend()
+        return np.array(backend.to_numpy(self._forward(backend.asarray(x_all), True, False)))
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """The names of what :meth:`evaluate` returns: ``["loss", *metrics]``."""
+        return ["loss", *self.metrics]
 
     # ----------------------------------------------------- weights and summary
     def get_weights(self) -> list[np.ndarray]:
@@ -835,63 +764,15 @@ class Sequential:
 
     def save(self, path: str) -> None:
         """Save architecture, weights, compile settings and optimizer state to one ``.npz``."""
-        from fastnn.saving import save_model
-
-        save_model(self, path)
+        saving.save_model(self, path)
 
     def save_weights(self, path: str) -> None:
         """Save only the weights, to a ``.weights.npz`` file (atomically)."""
-        from fastnn.saving import save_weights
-
-        save_weights(self, path)
+        saving.save_weights(self, path)
 
     def load_weights(self, path: str) -> None:
         """Set the weights from a ``.weights.npz`` or model ``.npz`` of the same architecture."""
-        from fastnn.saving import load_weights
-
-        load_weights(self, path)
-
-
-class _MetricTally:
-    """The confusion-matrix metrics of one pass over data, counted batch by batch on the
-    backend (the accuracy count comes with the loss, in the pass's totals).
-
-    The matrix stays on the device until :meth:`results`: one read per pass.
-    """
-
-    def __init__(self, model: Sequential, backend: Backend) -> None:
-        self.backend = backend
-        self.metrics = model.metrics
-        self.threshold = model._threshold if model.metrics else None
-        self.entries = model._accuracy_entries if model.metrics else 1
-        self.from_confusion = model._accuracy_from_confusion
-        self.confusion: Array | None = None
-        if model._confusion_metrics:
-            classes = model.output_units if self.threshold is None else 2
-            self.confusion = backend.zeros((classes, classes), np.int64)  # (true, predicted)
-
-    def add(self, outputs: Array, targets: Array) -> None:
-        """Count one batch: outputs (B, K) as the loss saw them, the metric's targets."""
-        assert self.confusion is not None
-        self.backend.update_confusion(self.confusion, outputs, targets, self.threshold)
-
-    def results(self, samples: int, correct: int) -> dict[str, float]:
-        """Each metric over the ``samples`` counted, in compile order; ``correct`` is what
-        the loss counted for the accuracy."""
-        scores: dict[str, float] = {}
-        if self.confusion is not None:
-            matrix = self.backend.to_numpy(self.confusion)
-            if self.from_confusion:
-                correct = int(np.trace(matrix))
-            if self.threshold is None:
-                precision, recall, f1 = metrics_module.scores_from_confusion(matrix, "macro")
-            else:  # binary outputs: the positive class's figures, as Keras reports them
-                per_class = metrics_module.scores_from_confusion(matrix, None)
-                precision, recall, f1 = (values[1] for values in per_class)
-            scores = {"precision": precision, "recall": recall, "f1": f1}
-        if "accuracy" in self.metrics:
-            scores["accuracy"] = correct / (samples * self.entries)
-        return {name: float(scores[name]) for name in self.metrics}
+        saving.load_weights(self, path)
 
 
 def _on(backend: Backend, x: np.ndarray | SparseRows) -> Array | SparseRows:
@@ -900,6 +781,19 @@ def _on(backend: Backend, x: np.ndarray | SparseRows) -> Array | SparseRows:
     return x if isinstance(x, SparseRows) else backend.asarray(x)
 
 
-def _pass_threads(backend: Backend, x: Any) -> AbstractContextManager[Tuner | Fixed]:
-    """The thread policy of a pass over ``x`` on ``backend`` (see :mod:`fastnn.threads`)."""
-    return pass_threads(backend.synchronous, own_products=isinstance(x, SparseRows))
+def _results(logs: dict[str, float], as_dict: bool) -> float | list[float] | dict[str, float]:
+    """What evaluate returns: the logs, ``[loss, *metrics]``, or the loss alone."""
+    if as_dict:
+        return logs
+    values = list(logs.values())
+    return values if len(values) > 1 else values[0]
+
+
+def load_model(path: str | os.PathLike[str]) -> Sequential:
+    """Rebuild a model saved by :meth:`Sequential.save`, on the active backend.
+
+    Any damage to the file (truncation, flipped bytes, a crafted description) raises a
+    ValueError that names the file; nothing in it is ever executed (see
+    :mod:`fastnn.saving`).
+    """
+    return saving.load_model(path, Sequential)

@@ -245,15 +245,16 @@ def run(
             **fit_options,
         )
         train_seconds = time.perf_counter() - started
-        test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=1000)  # type: ignore[misc]
-        predicted = model.predict(x_test, batch_size=1000).argmax(axis=1)
+        test = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)
+        assert isinstance(test, dict)
+        predicted = model.predict(x_test, batch_size=1000, verbose=0).argmax(axis=1)
         return RecipeResult(
             recipe=name,
             backend=model.backend.name if model.backend else "?",
             dtype=resolved.name,
             epochs=len(timer.seconds),
-            test_loss=test_loss,
-            test_accuracy=test_accuracy,
+            test_loss=test["loss"],
+            test_accuracy=test["accuracy"],
             epoch_seconds=timer.seconds,
             train_seconds=train_seconds,
             history=history.history,

@@ -20,13 +20,15 @@ import re
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fastnn import losses, optimizers
-from fastnn.models import Sequential
 from fastnn.validation import check_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastnn.models import Sequential
 
 FORMAT_VERSION = 1
 METADATA_KEY = "fastnn_metadata"
@@ -151,8 +153,9 @@ def _weights(
     return arrays
 
 
-def load_model(path: str | os.PathLike[str]) -> Sequential:
-    """Rebuild a model saved by :meth:`Sequential.save`, on the active backend.
+def load_model(path: str | os.PathLike[str], model_class: type[Sequential]) -> Sequential:
+    """Rebuild a model saved by :meth:`Sequential.save`, on the active backend, as a
+    ``model_class`` (the caller names it: this module never imports the models).
 
     Any damage to the file (truncation, flipped bytes, a crafted description)
     raises a ValueError that names the file; nothing in it is ever executed.
@@ -173,7 +176,7 @@ def load_model(path: str | os.PathLike[str]) -> Sequential:
             f"{FORMAT_VERSION}. Upgrade fastnn to load it"
         )
     try:
-        return _rebuild(path, metadata, files)
+        return _rebuild(path, metadata, files, model_class)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as error:
         # The description names known classes only, but its values are untrusted.
         detail = str(error) if isinstance(error, ValueError) else repr(error)
@@ -181,9 +184,12 @@ def load_model(path: str | os.PathLike[str]) -> Sequential:
 
 
 def _rebuild(
-    path: str | os.PathLike[str], metadata: dict[str, Any], files: dict[str, np.ndarray]
+    path: str | os.PathLike[str],
+    metadata: dict[str, Any],
+    files: dict[str, np.ndarray],
+    model_class: type[Sequential],
 ) -> Sequential:
-    model = Sequential.from_config(metadata["model"])
+    model = model_class.from_config(metadata["model"])
     input_shape = metadata["model"].get("input_shape")
     if input_shape is not None:
         model.build((None, *input_shape))
