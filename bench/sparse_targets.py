@@ -25,17 +25,15 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench import targets
-from bench.contention import ROOT, machine
+from bench import checkouts, targets
+from bench.contention import machine
 
 TARGETS = {
     "keras epoch, numba auto / keras 3 (jax)": ("<=", 0.5),
@@ -71,41 +69,13 @@ with fastnn.use_backend("numba"):
         start = time.perf_counter()
         model.predict(xt, **quiet)
         times.append(time.perf_counter() - start)
-import fastnn.kernels
-print(json.dumps({"dense_epoch": statistics.median(dense), "predict": statistics.median(times),
-                  "kernels": fastnn.kernels.__file__}))
+_result = {"dense_epoch": statistics.median(dense), "predict": statistics.median(times)}
 """
 
 
 def today(baseline: str, rounds: int) -> dict[str, Any]:
     """The dense epoch and predict in this checkout and in ``baseline``, alternated."""
-    runs: dict[str, list[dict[str, float]]] = {"this": [], "baseline": []}
-    with tempfile.TemporaryDirectory() as folder:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", folder, baseline],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        # kernels/ installs as fastnn.kernels: without this link the baseline's process
-        # would import this checkout's kernels through the editable install's mapping
-        (Path(folder) / "fastnn" / "kernels").symlink_to(Path("..") / "kernels")
-        try:
-            for round_ in range(rounds):
-                for which in ("this", "baseline") if round_ % 2 == 0 else ("baseline", "this"):
-                    root = ROOT if which == "this" else Path(folder)
-                    env = {**os.environ, "PYTHONPATH": str(root)}
-                    done = subprocess.run(
-                        [sys.executable, "-c", _TODAY], cwd=root, env=env, check=True,
-                        capture_output=True, text=True,
-                    )  # fmt: skip
-                    run = json.loads(done.stdout.strip().splitlines()[-1])
-                    kernels = Path(run.pop("kernels")).resolve()
-                    if not kernels.is_relative_to(root.resolve()):
-                        raise RuntimeError(f"the {which} run imported kernels from {kernels}")
-                    runs[which].append(run)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", folder], check=False
-            )
+    runs = checkouts.alternate(baseline, rounds, _TODAY)
     med = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for w, rs in runs.items()}
     return {
         "baseline": baseline,

@@ -12,7 +12,7 @@ import pytest
 from fastnn import cli
 from fastnn.backends import available_backends
 from fastnn.benchmarks import report, suite, workloads
-from fastnn.benchmarks.timing import Timing
+from fastnn.benchmarks.timing import Timing, interleaved
 from tests.conftest import backend_params
 
 #: small sizes of every op, so each backend's result can be checked in milliseconds
@@ -21,6 +21,14 @@ RUNNABLE = [info.name for info in available_backends() if info.available]
 
 
 # ------------------------------------------------------------- equivalence
+def test_interleaved_rounds_turn_the_order() -> None:
+    calls: list[str] = []
+    work = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    timings = interleaved(work, rounds=4)
+    assert calls == list("abc" + "abc" + "bca" + "cab" + "abc")  # first calls, then rounds
+    assert all(len(timing.runs) == 4 for timing in timings.values())
+
+
 def test_differences_accepts_identical_and_rounding_level_results() -> None:
     want = [np.array([[1.0, -2.0], [3.0, 4.0]], np.float32)]
     assert workloads.differences(want, want) == (0.0, 0.0, True)

@@ -64,7 +64,9 @@ def interleaved(
     rounds: int,
     backends: Mapping[str, Backend] | None = None,
 ) -> dict[str, Timing]:
-    """Time each workload once per round, rounds interleaved; first calls apart.
+    """Time each workload once per round, rounds interleaved; first calls apart. The
+    order turns by one each round, so no workload always runs first (or right after the
+    same neighbour).
 
     ``backends`` maps a workload's name to the backend to synchronise after it.
     """
@@ -72,9 +74,11 @@ def interleaved(
     timings = {
         name: Timing(first=seconds(work, sync.get(name))) for name, work in workloads.items()
     }
-    for _ in range(rounds):
-        for name, work in workloads.items():
-            timings[name].runs.append(seconds(work, sync.get(name)))
+    names = list(workloads)
+    for round_ in range(rounds):
+        turn = round_ % len(names)
+        for name in names[turn:] + names[:turn]:
+            timings[name].runs.append(seconds(workloads[name], sync.get(name)))
     return timings
 
 

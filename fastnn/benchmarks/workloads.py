@@ -181,9 +181,8 @@ class _TimedEpochs:
 
     def __call__(self) -> float:
         with use_backend(self.backend_name):
-            history = self.model.fit(
-                self.x, self.y, epochs=1, verbose=0, callbacks=[self._timer], **self.fit_options
-            )
+            options = {"verbose": 0, **self.fit_options}
+            history = self.model.fit(self.x, self.y, epochs=1, callbacks=[self._timer], **options)
         self.losses.append(float(history.history["loss"][-1]))
         return self._timer.seconds[-1]
 
