@@ -48,6 +48,7 @@ from fastnn import (  # noqa: E402  (after the kernels are reachable)
     ops,
     optimizers,
     regularizers,
+    utils,
 )
 from fastnn.backends import (  # noqa: E402
     BackendInfo,
@@ -66,6 +67,7 @@ from fastnn.callbacks import (  # noqa: E402
 )
 from fastnn.config import set_random_seed  # noqa: E402
 from fastnn.interrupts import TrainingInterrupted  # noqa: E402
+from fastnn.layers import Input, InputLayer  # noqa: E402
 from fastnn.models import Sequential, load_model  # noqa: E402
 from fastnn.threads import set_threads  # noqa: E402
 from fastnn.training import TrainingDivergedError  # noqa: E402
@@ -76,6 +78,8 @@ __all__ = [
     "BackendInfo",
     "BackendUnavailableError",
     "EarlyStopping",
+    "Input",
+    "InputLayer",
     "LearningRateScheduler",
     "ModelCheckpoint",
     "ReduceLROnPlateau",
@@ -99,4 +103,5 @@ __all__ = [
     "set_random_seed",
     "set_threads",
     "use_backend",
+    "utils",
 ]

@@ -17,7 +17,7 @@ from fastnn import initializers, regularizers
 from fastnn.backends import ACTIVATIONS, Array, Backend, Scalar
 from fastnn.config import check_seed
 from fastnn.sparse import SparseRows
-from fastnn.validation import check_fraction, check_int, shown
+from fastnn.validation import as_numbers, check_fraction, check_int, shown
 
 
 def check_activation(activation: str | None) -> str:
@@ -74,10 +74,11 @@ class Layer:
 
     def __init__(self, name: str | None = None, input_shape: Any = None) -> None:
         self.name = name
-        self.input_shape: tuple[int, ...] | None = (
+        #: the shape of one sample in and out (no batch axis); known once built or declared
+        self.sample_in: tuple[int, ...] | None = (
             None if input_shape is None else _check_sample_shape(input_shape, "input_shape")
         )
-        self.output_shape: tuple[int, ...] | None = None
+        self.sample_out: tuple[int, ...] | None = None
         self.backend: Backend | None = None
         self.dtype: np.dtype | None = None
         #: trainable parameters and their gradients, same keys, Keras order
@@ -90,6 +91,16 @@ class Layer:
     @property
     def built(self) -> bool:
         return self.backend is not None
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...] | None:
+        """Keras's: the input's shape with the batch axis, ``(None, 784)``; None if unknown."""
+        return None if self.sample_in is None else (None, *self.sample_in)
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...] | None:
+        """Keras's: the output's shape with the batch axis, ``(None, 512)``; None until built."""
+        return None if self.sample_out is None else (None, *self.sample_out)
 
     @property
     def ops(self) -> Backend:
@@ -106,8 +117,8 @@ class Layer:
         rng: np.random.Generator,
     ) -> None:
         """Create the parameters for samples of ``input_shape`` (no batch axis)."""
-        self.input_shape = input_shape
-        self.output_shape = self.compute_output_shape(input_shape)
+        self.sample_in = input_shape
+        self.sample_out = self.compute_output_shape(input_shape)
         self.backend = backend
         self.dtype = dtype
         self._workspace = Workspace(backend)
@@ -137,6 +148,43 @@ class Layer:
         """Replace the weight ``key`` (trainable or not) with ``value``."""
         (self.params if key in self.params else self.state)[key] = value
 
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the layer's weights on the host, Keras order (kernel, bias, ...)."""
+        return [np.array(self.ops.to_numpy(w), copy=True) for w in self.weights.values()]
+
+    def set_weights(self, weights: Any) -> None:
+        """Replace the layer's weights, in :meth:`get_weights` order; nothing changes
+        unless every array fits."""
+        for key, array in zip(self.weights, self.check_weights(weights), strict=True):
+            self.set_weight(key, self.ops.asarray(array))
+
+    def check_weights(self, weights: Any, what: str = "set_weights") -> list[np.ndarray]:
+        """``weights`` as host arrays of the layer's dtype, checked against its weights'
+        count and shapes (``what`` names the call in the errors)."""
+        if not self.built:
+            raise RuntimeError(
+                f"layer {self.name!r} is not built yet: build or fit its model first"
+            )
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(
+                f"{what} takes a list of arrays, in get_weights() order; received {shown(weights)}"
+            )
+        if len(weights) != len(self.weights):
+            raise ValueError(
+                f"{what} expected {len(self.weights)} arrays for layer {self.name!r}, in "
+                f"get_weights() order; received {len(weights)}"
+            )
+        arrays = []
+        for (key, current), value in zip(self.weights.items(), weights, strict=True):
+            array = as_numbers(f"weight {self.name}/{key}", value).astype(self.dtype)
+            if array.shape != tuple(current.shape):
+                raise ValueError(
+                    f"weight {self.name}/{key} has shape {tuple(current.shape)}; "
+                    f"received shape {array.shape}"
+                )
+            arrays.append(array)
+        return arrays
+
     def penalty(self, with_grad: bool) -> Scalar | None:
         """The weight penalties this layer adds to the loss (None: it adds none).
 
@@ -147,8 +195,8 @@ class Layer:
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, for saving and ``summary``."""
         config: dict[str, Any] = {"name": self.name}
-        if self.input_shape is not None:
-            config["input_shape"] = list(self.input_shape)
+        if self.sample_in is not None:
+            config["input_shape"] = list(self.sample_in)
         return config
 
     def move_to(self, backend: Backend) -> None:
@@ -340,8 +388,8 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
-        assert self.input_shape is not None
-        return dy.reshape(dy.shape[0], *self.input_shape)
+        assert self.sample_in is not None
+        return dy.reshape(dy.shape[0], *self.sample_in)
 
 
 class Dropout(Layer):
@@ -478,6 +526,32 @@ class BatchNormalization(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+class InputLayer:
+    """The shape of one sample, as a Sequential's first entry: ``Input(shape=(784,))``.
+
+    It holds no weights and does nothing to the data; like Keras's, it is not one of the
+    model's ``layers``: the model gives its shape to the first layer.
+    """
+
+    def __init__(self, shape: Any = None, name: str | None = None, input_shape: Any = None) -> None:
+        if (shape is None) == (input_shape is None):
+            raise ValueError(
+                "InputLayer takes shape= (one sample's shape, e.g. (784,)); received "
+                f"shape={shown(shape)}, input_shape={shown(input_shape)}"
+            )
+        given, argument = (shape, "shape") if shape is not None else (input_shape, "input_shape")
+        self.shape = _check_sample_shape(given, argument)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"InputLayer(shape={self.shape})"
+
+
+def Input(shape: Any, name: str | None = None) -> InputLayer:
+    """Keras's ``Input``: ``Sequential([fastnn.Input(shape=(784,)), Dense(512), ...])``."""
+    return InputLayer(shape=shape, name=name)
 
 
 LAYER_CLASSES: dict[str, type[Layer]] = {

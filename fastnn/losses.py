@@ -12,8 +12,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
+
 from fastnn.backends import Array, Backend, Scalar
-from fastnn.validation import shown
+from fastnn.validation import as_numbers, shown
+
+#: how far Keras keeps probabilities from 0 and 1 before taking their logarithm
+EPSILON = 1e-7
 
 
 class Loss:
@@ -38,7 +43,7 @@ class Loss:
             return None
         return "linear" if self.from_logits else self.folds_activation
 
-    def __call__(
+    def fused(
         self,
         backend: Backend,
         outputs: Array,
@@ -46,24 +51,44 @@ class Loss:
         grad_out: Array | None = None,
         **step: Any,
     ) -> tuple[Scalar, Array]:
-        """(mean loss, gradient w.r.t. ``outputs``). outputs (B, K); targets per ``target_kind``.
+        """(mean loss, gradient w.r.t. ``outputs``), as training computes them: outputs
+        (B, K) are logits where the loss folds the activation; targets per ``target_kind``.
 
         ``step`` holds what a training step adds around the loss (the last layer's bias,
         the pass's totals, the accuracy count): see ``Backend.loss_and_gradient``.
         """
         return backend.loss_and_gradient(self.op, outputs, targets, grad_out, **step)
 
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+        """Keras's call: the loss of the model's outputs ``y_pred`` (probabilities, or
+        logits with ``from_logits=True``) against ``y_true``, on NumPy arrays: the
+        per-sample losses, weighted by ``sample_weight`` (n,) if given, summed and divided
+        by the number of samples (Keras's ``sum_over_batch_size``)."""
+        predicted = as_numbers("y_pred", y_pred).astype(np.float64)
+        if predicted.ndim == 1:
+            predicted = predicted[:, np.newaxis]
+        if self.target_kind == "sparse":
+            labels = as_numbers("y_true", y_true)
+            true = np.zeros_like(predicted)
+            true[np.arange(len(labels)), labels.reshape(len(labels)).astype(np.int64)] = 1.0
+        else:
+            true = as_numbers("y_true", y_true).astype(np.float64).reshape(predicted.shape)
+        per_sample = self._per_sample(true, predicted)  # (n,)
+        if sample_weight is None:
+            return float(per_sample.mean())
+        weights = as_numbers("sample_weight", sample_weight).astype(np.float64)
+        if weights.shape != per_sample.shape:
+            raise ValueError(
+                f"sample_weight must have shape {per_sample.shape}; received {weights.shape}"
+            )
+        return float((per_sample * weights).sum() / len(per_sample))
+
+    def _per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        """The loss of each sample (n,) from float64 rows (n, K)."""
+        raise NotImplementedError
+
     def get_config(self) -> dict[str, Any]:
         return {"from_logits": self.from_logits} if self.folds_activation else {}
-
-
-class SparseCategoricalCrossentropy(Loss):
-    """Cross-entropy of softmax outputs against integer labels (n,)."""
-
-    name = "sparse_categorical_crossentropy"
-    target_kind = "sparse"
-    folds_activation = "softmax"
-    op = "sparse_softmax_cross_entropy"
 
 
 class CategoricalCrossentropy(Loss):
@@ -73,6 +98,23 @@ class CategoricalCrossentropy(Loss):
     folds_activation = "softmax"
     op = "softmax_cross_entropy"
 
+    def _per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        if self.from_logits:
+            shifted = y_pred - y_pred.max(axis=1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        else:  # as Keras: rows rescaled to sum to 1, then clipped away from 0 and 1
+            p = y_pred / y_pred.sum(axis=1, keepdims=True)
+            log_p = np.log(np.clip(p, EPSILON, 1.0 - EPSILON))
+        return -(y_true * log_p).sum(axis=1)
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Cross-entropy of softmax outputs against integer labels (n,)."""
+
+    name = "sparse_categorical_crossentropy"
+    target_kind = "sparse"
+    op = "sparse_softmax_cross_entropy"
+
 
 class BinaryCrossentropy(Loss):
     """Binary cross-entropy of sigmoid outputs against targets in [0, 1] (n,) or (n, K)."""
@@ -80,6 +122,14 @@ class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
     folds_activation = "sigmoid"
     op = "sigmoid_binary_cross_entropy"
+
+    def _per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        if self.from_logits:  # log(1 + e^z) - t z, stable for any z
+            entries = np.logaddexp(0.0, y_pred) - y_true * y_pred
+        else:
+            p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+            entries = -(y_true * np.log(p) + (1.0 - y_true) * np.log(1.0 - p))
+        return entries.mean(axis=1)
 
 
 class MeanSquaredError(Loss):
@@ -90,6 +140,9 @@ class MeanSquaredError(Loss):
 
     def __init__(self) -> None:
         super().__init__(from_logits=False)
+
+    def _per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        return ((y_true - y_pred) ** 2).mean(axis=1)
 
 
 _CLASSES: dict[str, type[Loss]] = {

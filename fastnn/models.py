@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from fastnn import losses as losses_module
+from fastnn import metrics as metrics_module
 from fastnn import optimizers as optimizers_module
 from fastnn import saving
 from fastnn.backends import Array, Backend, Scalar, get_backend
 from fastnn.callbacks import Callback, History
 from fastnn.config import check_seed, make_rng, resolve_dtype
-from fastnn.layers import Dense, Layer, Workspace, _ActivatedLayer, from_config
+from fastnn.layers import Dense, InputLayer, Layer, Workspace, _ActivatedLayer, from_config
 from fastnn.progress import pass_bar, verbosity
 from fastnn.sparse import (
     SparseRows,
@@ -50,7 +51,6 @@ from fastnn.training import (
 from fastnn.validation import (
     as_features,
     as_labels,
-    as_numbers,
     as_targets,
     check_fraction,
     check_int,
@@ -69,11 +69,45 @@ METRIC_NAMES = {
     "f1_score": "f1",
 }
 CONFUSION_METRICS = ("precision", "recall", "f1")
+#: Keras's accuracies by name: fastnn's "accuracy" (one class per row, or thresholded
+#: entries, as the model's outputs are), logged under the name given; (which outputs)
+KERAS_ACCURACIES = {
+    "sparse_categorical_accuracy": "argmax",
+    "categorical_accuracy": "argmax",
+    "binary_accuracy": "threshold",
+}
+#: fastnn.metrics' functions, given as metrics
+METRIC_FUNCTIONS = {
+    metrics_module.accuracy: "accuracy",
+    metrics_module.precision: "precision",
+    metrics_module.recall: "recall",
+    metrics_module.f1: "f1",
+}
 DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
 
 
 #: predict's rows per batch when not given: the outputs do not depend on it
 PREDICT_BATCH_SIZE = 1024
+
+
+def _metric(metric: object) -> tuple[str, str]:
+    """A ``compile(metrics=[...])`` entry as (fastnn's name, the name it is logged under):
+    a name, one of fastnn.metrics' functions, or a Keras metric function or object known
+    by its name (``keras.metrics.sparse_categorical_accuracy``)."""
+    given = metric if isinstance(metric, str) else None
+    if given is None and callable(metric):
+        function_name = next((n for f, n in METRIC_FUNCTIONS.items() if f is metric), None)
+        given = function_name or getattr(metric, "name", None) or getattr(metric, "__name__", None)
+    if isinstance(given, str):
+        key = given.lower()
+        if key in METRIC_NAMES:
+            return METRIC_NAMES[key], METRIC_NAMES[key]
+        if key in KERAS_ACCURACIES:
+            return "accuracy", key
+    known = ", ".join([*METRIC_NAMES, *KERAS_ACCURACIES])
+    raise ValueError(
+        f"unknown metric {shown(metric)}; valid: {known} (as names, or functions of those names)"
+    )
 
 
 def _batch_size(value: int | None) -> int:
@@ -120,7 +154,7 @@ class Sequential:
 
     def __init__(
         self,
-        layers: Sequence[Layer] | None = None,
+        layers: Sequence[Layer | InputLayer] | None = None,
         name: str | None = None,
         dtype: Any = None,
         seed: int | None = None,
@@ -136,21 +170,44 @@ class Sequential:
         self.dtype: np.dtype | None = None  # set when built
         self.optimizer: optimizers_module.Optimizer | None = None
         self.loss: losses_module.Loss | None = None
-        self.metrics: list[str] = []
+        self.metrics: list[str] = []  # fastnn's names, in compile order
+        #: each metric's name in logs: as given where Keras names it otherwise (see _metric)
+        self._metric_labels: dict[str, str] = {}
+        self._accuracy_named: str | None = None  # a Keras accuracy name given to compile
         self.history: History | None = None
         self.stop_training = False
         self._workspace: Workspace | None = None
+        self._input_shape: tuple[int, ...] | None = None  # from a first Input, if any
         self._epoch = self._step = 0  # where fit is, for its error messages
+        self._resume_epoch = 0  # set by BackupAndRestore when it restored a backup
         for layer in layers or []:
             self.add(layer)
 
     # ---------------------------------------------------------------- building
-    def add(self, layer: Layer) -> None:
-        """Append a layer (before the model is built)."""
+    def add(self, layer: Layer | InputLayer) -> None:
+        """Append a layer (before the model is built); an :func:`~fastnn.layers.Input`
+        may come first, to give the shape of one sample."""
+        if isinstance(layer, InputLayer):
+            if self.layers or self._input_shape is not None:
+                raise ValueError(
+                    f"an Input must be the model's first entry; received {layer!r} after "
+                    f"{len(self.layers) or 1} other(s)"
+                )
+            self._input_shape = layer.shape
+            return
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential takes fastnn layers; received {layer!r}")
+            raise TypeError(
+                f"Sequential takes fastnn layers (or a first fastnn.Input); received {layer!r}"
+            )
         if self.built:
             raise ValueError("cannot add layers to a model that is already built")
+        if not self.layers and self._input_shape is not None:
+            if layer.sample_in is not None and layer.sample_in != self._input_shape:
+                raise ValueError(
+                    f"layer {layer.name or type(layer).__name__!r} declares input_shape="
+                    f"{layer.sample_in} but the model's Input has shape={self._input_shape}"
+                )
+            layer.sample_in = self._input_shape
         taken = {existing.name for existing in self.layers}
         if layer.name is None:
             base = _snake_case(type(layer).__name__)
@@ -184,23 +241,21 @@ class Sequential:
         rng = make_rng(self.seed)
         shape = sample_shape
         for layer in self.layers:
-            if layer.input_shape is not None and layer.input_shape != shape:
+            if layer.sample_in is not None and layer.sample_in != shape:
                 raise ValueError(
-                    f"layer {layer.name!r} was declared for inputs of shape {layer.input_shape} "
+                    f"layer {layer.name!r} was declared for inputs of shape {layer.sample_in} "
                     f"but receives {shape}"
                 )
             layer.build(shape, backend, dtype, rng)
-            assert layer.output_shape is not None
-            shape = layer.output_shape
+            assert layer.sample_out is not None
+            shape = layer.sample_out
         self.backend, self.dtype = backend, dtype
         self._workspace = Workspace(backend)
         if self.loss is not None:
             self._check_head()
 
     def _declared_input_shape(self) -> tuple[int, ...] | None:
-        if self.built:
-            return self.layers[0].input_shape
-        return self.layers[0].input_shape if self.layers else None
+        return self.layers[0].sample_in if self.layers else self._input_shape
 
     def _ensure_built(self) -> None:
         if self.built:
@@ -227,9 +282,60 @@ class Sequential:
 
     @property
     def output_units(self) -> int:
-        shape = self.layers[-1].output_shape
+        shape = self.layers[-1].sample_out
         assert shape is not None
         return shape[-1]
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The inputs' shape, batch axis first: ``(None, 784)`` (builds the model)."""
+        self._ensure_built()
+        return (None, *(self._declared_input_shape() or ()))
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...]:
+        """The outputs' shape, batch axis first: ``(None, 10)`` (builds the model)."""
+        self._ensure_built()
+        return (None, *(self.layers[-1].sample_out or ()))
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """The layer called ``name``, or at position ``index`` of :attr:`layers`."""
+        if (name is None) == (index is None):
+            raise ValueError(
+                f"get_layer takes name= or index=, one of them; received name={name!r}, "
+                f"index={index!r}"
+            )
+        if index is not None:
+            if not isinstance(index, int) or not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(
+                    f"index must be an int in [-{len(self.layers)}, {len(self.layers)}); "
+                    f"received index={index!r}"
+                )
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        names = ", ".join(repr(layer.name) for layer in self.layers) or "none"
+        raise ValueError(f"no layer named {name!r}; the model's layers: {names}")
+
+    @property
+    def weights(self) -> list[Array]:
+        """Every weight array itself, on the backend (:meth:`get_weights` for host copies):
+        layer by layer, the trainable ones then the others (moving statistics)."""
+        self._ensure_built()
+        return [w for layer in self.layers for w in layer.weights.values()]
+
+    @property
+    def trainable_weights(self) -> list[Array]:
+        """The weights ``fit`` trains, layer by layer (kernel, bias, gamma, beta)."""
+        self._ensure_built()
+        return [w for layer in self.layers for w in layer.params.values()]
+
+    @property
+    def non_trainable_weights(self) -> list[Array]:
+        """The weights ``fit`` does not train: BatchNormalization's moving statistics."""
+        self._ensure_built()
+        return [w for layer in self.layers for w in layer.state.values()]
 
     # ----------------------------------------------------------------- compile
     def compile(
@@ -251,16 +357,14 @@ class Sequential:
                 "metrics must be a list of names, e.g. ['accuracy']; "
                 f"received metrics={shown(metrics)}"
             )
-        names: list[str] = []
+        self.metrics, self._metric_labels, self._accuracy_named = [], {}, None
         for metric in metrics or []:
-            name = METRIC_NAMES.get(metric.lower()) if isinstance(metric, str) else None
-            if name is None:
-                raise ValueError(
-                    f"unknown metric {shown(metric)}; valid: {', '.join(METRIC_NAMES)}"
-                )
-            if name not in names:
-                names.append(name)
-        self.metrics = names
+            name, label = _metric(metric)
+            if name not in self.metrics:
+                self.metrics.append(name)
+                self._metric_labels[name] = label
+                if label in KERAS_ACCURACIES:
+                    self._accuracy_named = label
         if self.layers:
             self._check_head()
 
@@ -281,6 +385,13 @@ class Sequential:
                 f"loss {self.loss.name!r} expects probabilities from a final {expected!r} "
                 f"activation, but the model ends in {final!r}. Use activation={expected!r} on "
                 f"the last layer, or {type(self.loss).__name__}(from_logits=True)"
+            )
+        named = self._accuracy_named
+        if named is not None and self.built and KERAS_ACCURACIES[named] != self._accuracy_kind:
+            what = "one class per row" if self._accuracy_kind == "argmax" else "thresholded"
+            raise ValueError(
+                f"metric {named!r} does not fit this model, whose accuracy is {what} "
+                f"(its loss and {self.output_units} output(s)); use 'accuracy'"
             )
 
     @property
@@ -477,7 +588,7 @@ class Sequential:
         head = head or {}
         outputs = self._forward(xb, training=True, logits=True, skip_bias="bias" in head)
         grad_buffer = self._workspace.get("grad", outputs.shape, outputs.dtype)
-        loss, grad = self.loss(backend, outputs, yb, grad_buffer, totals=totals, **head)
+        loss, grad = self.loss.fused(backend, outputs, yb, grad_buffer, totals=totals, **head)
         # Backward stops at the first layer with weights: nothing before it needs a gradient.
         first_trainable = next(
             (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
@@ -658,7 +769,7 @@ class Sequential:
     @property
     def metrics_names(self) -> list[str]:
         """The names of what :meth:`evaluate` returns: ``["loss", *metrics]``."""
-        return ["loss", *self.metrics]
+        return ["loss", *(self._metric_labels.get(name, name) for name in self.metrics)]
 
     # ----------------------------------------------------- weights and summary
     def get_weights(self) -> list[np.ndarray]:
@@ -672,31 +783,28 @@ class Sequential:
         ]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Replace every weight, in :meth:`get_weights` order (shapes must match)."""
+        """Replace every weight, in :meth:`get_weights` order (shapes must match); nothing
+        changes unless every array fits."""
         self._ensure_built()
-        assert self.backend is not None and self.dtype is not None
-        slots = [(layer, key) for layer in self.layers for key in layer.weights]
+        counts = [len(layer.weights) for layer in self.layers]
         if not isinstance(weights, (list, tuple)):
             raise TypeError(
                 "set_weights takes a list of arrays, in get_weights() order; "
                 f"received {shown(weights)}"
             )
-        if len(weights) != len(slots):
+        if len(weights) != sum(counts):
             raise ValueError(
-                f"set_weights expected {len(slots)} arrays, in get_weights() order; "
+                f"set_weights expected {sum(counts)} arrays, in get_weights() order; "
                 f"received {len(weights)}"
             )
-        new_values = []
-        for (layer, key), value in zip(slots, weights, strict=True):
-            array = as_numbers(f"weight {layer.name}/{key}", value).astype(self.dtype)
-            expected = tuple(layer.weights[key].shape)
-            if array.shape != expected:
-                raise ValueError(
-                    f"weight {layer.name}/{key} has shape {expected}; received shape {array.shape}"
-                )
-            new_values.append(array)
-        for (layer, key), array in zip(slots, new_values, strict=True):
-            layer.set_weight(key, self.backend.asarray(array))
+        starts = np.cumsum([0, *counts])
+        checked = [
+            layer.check_weights(list(weights[start : start + count]))
+            for layer, start, count in zip(self.layers, starts, counts, strict=False)
+        ]
+        for layer, arrays in zip(self.layers, checked, strict=True):
+            for key, array in zip(layer.weights, arrays, strict=True):
+                layer.set_weight(key, layer.ops.asarray(array))
 
     def count_params(self) -> int:
         """How many numbers the weights hold, trainable or not (as Keras counts)."""
@@ -712,7 +820,7 @@ class Sequential:
         rows = [
             (
                 f"{layer.name} ({type(layer).__name__})",
-                "(" + ", ".join(["None", *map(str, layer.output_shape or ())]) + ")",
+                "(" + ", ".join(["None", *map(str, layer.sample_out or ())]) + ")",
                 f"{layer.count_params() + layer.count_params(trainable=False):,}",
             )
             for layer in self.layers
@@ -748,7 +856,7 @@ class Sequential:
             "name": self.name,
             "dtype": None if dtype is None else dtype.name,
             "seed": self.seed,
-            "input_shape": list(self.layers[0].input_shape or ()) if self.built else None,
+            "input_shape": list(self.layers[0].sample_in or ()) if self.built else None,
             "layers": [
                 {"class_name": type(layer).__name__, "config": layer.get_config()}
                 for layer in self.layers

@@ -58,7 +58,7 @@ def save_model(model: Sequential, path: str | os.PathLike[str]) -> None:
         metadata["compile"] = {
             "optimizer": optimizers.serialize(model.optimizer),
             "loss": losses.serialize(model.loss),
-            "metrics": list(model.metrics),
+            "metrics": model.metrics_names[1:],  # as compile was given them
             "iterations": model.optimizer.iterations,
         }
         if model.backend is not None:

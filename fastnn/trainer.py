@@ -18,14 +18,21 @@ import numpy as np
 
 from fastnn import metrics as metrics_module
 from fastnn.backends import Array, Backend
-from fastnn.backends.base import CORRECT, LAST_LOSS, LOSS_SUM
-from fastnn.callbacks import Callback, History, ProgressLogger
+from fastnn.backends.base import CORRECT, FIRST_BAD_LOSS, FIRST_BAD_STEP, LAST_LOSS, LOSS_SUM
+from fastnn.callbacks import Callback, History, ProgressLogger, TerminateOnNaN
 from fastnn.config import make_rng
 from fastnn.interrupts import DeferredInterrupt, TrainingInterrupted
 from fastnn.progress import ProgressBar
 from fastnn.sparse import SparseRows
 from fastnn.threads import Fixed, Tuner, pass_threads
-from fastnn.training import DeviceData, PassState, Step, correct_count, finish_pass
+from fastnn.training import (
+    DeviceData,
+    PassState,
+    Step,
+    TrainingDivergedError,
+    correct_count,
+    finish_pass,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastnn.models import Sequential
@@ -90,6 +97,8 @@ class Trainer:
         model.stop_training = False
         for hook in hooks:
             hook.on_train_begin()
+        # BackupAndRestore may have restored a later epoch than the plan's
+        plan.initial_epoch, model._resume_epoch = max(plan.initial_epoch, model._resume_epoch), 0
         try:
             with (
                 DeferredInterrupt() as interrupt,
@@ -188,11 +197,8 @@ class Trainer:
             backend.copy_from_host(step.order, rng.permutation(data.n))
         # Reading a loss back makes a GPU wait, so hooks that want every step's loss
         # are the only reason to read it per step on an asynchronous backend.
-        step_hooks = [
-            hook
-            for hook in hooks
-            if type(hook).on_train_batch_end is not Callback.on_train_batch_end
-        ]
+        step_hooks = [hook for hook in hooks if hook.reads_batch_losses()]
+        quietly = any(isinstance(hook, TerminateOnNaN) for hook in hooks)
         bars = [hook for hook in hooks if isinstance(hook, ProgressBar)]
         running = functools.partial(self.running_logs, step.state, step.batch_size, data.n)
         tally = MetricTally(model, backend)
@@ -203,8 +209,15 @@ class Trainer:
                 hook.on_train_batch_begin(i)
             rows = min(step.batch_size, data.n - i * step.batch_size)
             key = step.key(rows) if backend.replays_steps else None
-            with step.threads.step(timed=rows == step.batch_size):
-                backend.run_step(functools.partial(step.run, rows), key)
+            try:
+                with step.threads.step(timed=rows == step.batch_size):
+                    backend.run_step(functools.partial(step.run, rows), key)
+            except TrainingDivergedError:
+                if not quietly:
+                    raise
+                print(f"Batch {i}: Invalid loss, terminating training")
+                model.stop_training = True
+                break
             if tally.confusion is not None:  # such steps are never replayed: run() ran
                 assert step.outputs is not None
                 tally.add(*step.outputs)
@@ -217,7 +230,14 @@ class Trainer:
             if interrupt.requested:  # between steps: every parameter has had this update
                 raise self.interrupted(f"at epoch {epoch + 1}, after step {i + 1} of {steps}")
         totals = step.state.read()  # one wait per epoch
-        logs = {"loss": finish_pass(totals, data.n, epoch, check=not backend.synchronous)}
+        try:
+            loss = finish_pass(totals, data.n, epoch, check=not backend.synchronous)
+        except TrainingDivergedError:  # a GPU's losses are checked here, once per epoch
+            if not quietly:
+                raise
+            print(f"Batch {int(totals[FIRST_BAD_STEP])}: Invalid loss, terminating training")
+            model.stop_training, loss = True, float(totals[FIRST_BAD_LOSS])
+        logs = {"loss": loss}
         logs.update(tally.results(data.n, correct_count(totals)))
         return logs
 
@@ -231,7 +251,8 @@ class Trainer:
         totals = np.asarray(state.totals)
         logs = {"loss": float(totals[LOSS_SUM]) / max(seen, 1)}
         if "accuracy" in model.metrics and not model._accuracy_from_confusion:
-            logs["accuracy"] = float(totals[CORRECT]) / max(seen * model._accuracy_entries, 1)
+            label = model._metric_labels.get("accuracy", "accuracy")
+            logs[label] = float(totals[CORRECT]) / max(seen * model._accuracy_entries, 1)
         return logs
 
     # ------------------------------------------------------------ evaluate
@@ -260,7 +281,7 @@ class Trainer:
                 outputs = model._forward(
                     xb, training=False, logits=True, skip_bias="bias" in arguments
                 )
-                model.loss(backend, outputs, yb, totals=state.totals, **arguments)
+                model.loss.fused(backend, outputs, yb, totals=state.totals, **arguments)
             if tally.confusion is not None:
                 tally.add(outputs, metric_yb)
             if bar is not None:
@@ -283,6 +304,7 @@ class MetricTally:
     def __init__(self, model: Sequential, backend: Backend) -> None:
         self.backend = backend
         self.metrics = model.metrics
+        self.labels = model._metric_labels
         self.threshold = model._threshold if model.metrics else None
         self.entries = model._accuracy_entries if model.metrics else 1
         self.from_confusion = model._accuracy_from_confusion
@@ -312,4 +334,4 @@ class MetricTally:
             scores = {"precision": precision, "recall": recall, "f1": f1}
         if "accuracy" in self.metrics:
             scores["accuracy"] = correct / (samples * self.entries)
-        return {name: float(scores[name]) for name in self.metrics}
+        return {self.labels.get(name, name): float(scores[name]) for name in self.metrics}

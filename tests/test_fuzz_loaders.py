@@ -195,5 +195,5 @@ def test_load_model_metadata(tmp_path: Path, metadata: object) -> None:
     except ValueError as error:
         assert str(path) in str(error)
         return
-    x = np.ones((2, *model.layers[0].input_shape), dtype=np.float32)  # type: ignore[misc]
+    x = np.ones((2, *model.layers[0].sample_in), dtype=np.float32)  # type: ignore[misc]
     assert model.predict(x).shape[0] == 2

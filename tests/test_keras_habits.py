@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +210,281 @@ def test_validation_freq_validates_every_nth_epoch() -> None:
     )  # fmt: skip
     assert len(history.history["loss"]) == 4
     assert len(history.history["val_loss"]) == 2
+
+
+# ---------------------------------------------------------- building models
+def test_input_first_gives_the_shape() -> None:
+    model = fastnn.Sequential(
+        [fastnn.Input(shape=(6,)), layers.Dense(16, "relu"), layers.Dense(3, "softmax")]
+    )
+    assert len(model.layers) == 2  # as in Keras, the Input is not a layer of the model
+    assert model.input_shape == (None, 6) and model.output_shape == (None, 3)
+    assert model.layers[0].input_shape == (None, 6)
+    assert model.layers[0].output_shape == (None, 16)
+    assert model.count_params() == 6 * 16 + 16 + 16 * 3 + 3
+    same = fastnn.Sequential([layers.InputLayer(shape=(6,)), layers.Dense(3)])
+    assert same.input_shape == (None, 6)
+
+
+@pytest.mark.parametrize(
+    "build, words",
+    [
+        (lambda: fastnn.Sequential([layers.Dense(3), fastnn.Input(shape=(6,))]), "first entry"),
+        (
+            lambda: fastnn.Sequential([fastnn.Input(shape=(6,)), layers.Dense(3, input_dim=5)]),
+            "input_shape=(5,)",
+        ),
+        (lambda: fastnn.Input(shape=(0,)), "shape must be positive integers"),
+        (lambda: layers.InputLayer(), "InputLayer takes shape="),
+    ],
+)
+def test_a_misplaced_or_conflicting_input_is_refused(build: object, words: str) -> None:
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        build()  # type: ignore[operator]
+
+
+def test_get_layer_by_name_and_index() -> None:
+    model = make_model()
+    assert model.get_layer("dense_1") is model.layers[1]
+    assert model.get_layer(index=-1) is model.layers[1]
+    with pytest.raises(ValueError, match="no layer named 'output'; the model's layers: 'dense'"):
+        model.get_layer("output")
+    with pytest.raises(ValueError, match="name= or index="):
+        model.get_layer()
+
+
+def test_a_layers_weights_round_trip_and_refuse_a_wrong_shape() -> None:
+    model = make_model()
+    dense = model.get_layer("dense")
+    assert dense.get_weights() == []  # like Keras's layers, none until the model is built
+    model.build((None, 6))
+    kernel, bias = dense.get_weights()
+    assert kernel.shape == (6, 16) and bias.shape == (16,)
+    dense.set_weights([kernel * 2, bias + 1])
+    np.testing.assert_allclose(dense.get_weights()[0], kernel * 2)
+    np.testing.assert_allclose(model.get_weights()[1], bias + 1)
+    with pytest.raises(ValueError, match=r"weight dense/bias has shape \(16,\)"):
+        dense.set_weights([kernel, bias[:3]])
+    np.testing.assert_allclose(dense.get_weights()[0], kernel * 2)  # nothing changed
+
+
+def test_weights_lists_split_trainable_from_moving_statistics() -> None:
+    model = fastnn.Sequential(
+        [layers.Dense(4, input_dim=3), layers.BatchNormalization(), layers.Dense(2, "softmax")]
+    )
+    assert [w.shape for w in model.trainable_weights] == [(3, 4), (4,), (4,), (4,), (4, 2), (2,)]
+    assert [w.shape for w in model.non_trainable_weights] == [(4,), (4,)]
+    assert len(model.weights) == len(model.get_weights()) == 8
+
+
+# ---------------------------------------------------------------- utilities
+def test_to_categorical_and_normalize_as_keras() -> None:
+    np.testing.assert_array_equal(
+        fastnn.utils.to_categorical([[2], [0]], num_classes=3), [[0, 0, 1], [1, 0, 0]]
+    )
+    assert fastnn.utils.to_categorical(np.array([1.0, 3.0])).shape == (2, 4)
+    assert fastnn.utils.to_categorical([1]).dtype == np.float32
+    np.testing.assert_allclose(
+        fastnn.utils.normalize(np.array([[3.0, 4.0], [0.0, 0.0]])), [[0.6, 0.8], [0.0, 0.0]]
+    )
+    np.testing.assert_allclose(fastnn.utils.normalize([[1, 1]], order=1), [[0.5, 0.5]])
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: fastnn.utils.to_categorical([0, 3], num_classes=3), "x holds class 3"),
+        (lambda: fastnn.utils.to_categorical([-1]), "class numbers >= 0"),
+        (lambda: fastnn.utils.to_categorical([0.5]), "whole class numbers"),
+        (lambda: fastnn.utils.to_categorical([np.inf]), "whole class numbers"),
+        (lambda: fastnn.utils.normalize([[1.0]], axis=2), r"axis must be an int in \[-2, 2\)"),
+    ],
+)
+def test_utilities_refuse_bad_input_in_one_line(call: object, words: str) -> None:
+    with pytest.raises(ValueError, match=words) as error:
+        call()  # type: ignore[operator]
+    assert "\n" not in str(error.value)
+
+
+# ------------------------------------------------------------------ metrics
+@pytest.mark.parametrize(
+    "given, logged",
+    [
+        ("sparse_categorical_accuracy", "sparse_categorical_accuracy"),
+        (fastnn.metrics.accuracy, "accuracy"),
+        ("acc", "accuracy"),
+    ],
+)
+def test_metrics_by_keras_name_or_function(given: object, logged: str) -> None:
+    model = fastnn.Sequential([layers.Dense(3, "softmax", input_dim=6)], seed=0)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=[given])  # type: ignore[list-item]
+    history = model.fit(x_train, y_train, epochs=1, validation_split=0.2, verbose=0)
+    assert set(history.history) == {"loss", logged, "val_loss", f"val_{logged}", "learning_rate"}
+    assert model.metrics_names == ["loss", logged]
+
+
+def test_a_keras_metric_function_is_known_by_its_name() -> None:
+    def categorical_accuracy(y_true: object, y_pred: object) -> None:  # keras.metrics' kind
+        raise AssertionError("never called: fastnn counts it on the backend")
+
+    model = fastnn.Sequential([layers.Dense(3, "softmax", input_dim=6)], seed=0)
+    model.compile(loss="categorical_crossentropy", metrics=[categorical_accuracy])
+    onehot = fastnn.utils.to_categorical(y_train, 3)
+    results = model.evaluate(x_train, onehot, verbose=0, return_dict=True)
+    assert isinstance(results, dict)
+    assert results["categorical_accuracy"] == pytest.approx(
+        float((model.predict(x_train, verbose=0).argmax(1) == y_train).mean())
+    )
+
+
+def test_an_accuracy_for_other_outputs_is_refused() -> None:
+    model = fastnn.Sequential([layers.Dense(3, "softmax", input_dim=6)])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["binary_accuracy"])
+    with pytest.raises(ValueError, match="metric 'binary_accuracy' does not fit this model"):
+        model.build((None, 6))
+    with pytest.raises(ValueError, match="unknown metric 'auc'"):
+        model.compile(loss="mse", metrics=["auc"])
+
+
+def test_metric_names_survive_saving(tmp_path: object) -> None:
+    model = fastnn.Sequential([layers.Dense(3, "softmax", input_dim=6)])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
+    path = f"{tmp_path}/model.npz"
+    model.save(path)
+    assert fastnn.load_model(path).metrics_names == ["loss", "sparse_categorical_accuracy"]
+
+
+# ------------------------------------------------------------------- losses
+def test_a_loss_called_keras_style_matches_evaluate() -> None:
+    model = make_model()
+    model.fit(x_train, y_train, epochs=2, verbose=0)
+    probabilities = model.predict(x_test, verbose=0)
+    loss = fastnn.losses.SparseCategoricalCrossentropy()
+    evaluated = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
+    assert isinstance(evaluated, dict)
+    assert loss(y_test, probabilities) == pytest.approx(evaluated["loss"], rel=1e-5)
+    onehot = fastnn.utils.to_categorical(y_test, 3)
+    assert fastnn.losses.CategoricalCrossentropy()(onehot, probabilities) == pytest.approx(
+        loss(y_test, probabilities)
+    )
+    logits = np.log(probabilities)
+    assert fastnn.losses.CategoricalCrossentropy(from_logits=True)(onehot, logits) == pytest.approx(
+        loss(y_test, probabilities), rel=1e-5
+    )
+
+
+def test_a_losss_sample_weight_sums_over_the_batch_as_keras() -> None:
+    loss = fastnn.losses.MeanSquaredError()
+    y_true, y_pred = np.array([[0.0], [0.0]]), np.array([[1.0], [3.0]])
+    assert loss(y_true, y_pred) == 5.0
+    assert loss(y_true, y_pred, sample_weight=[1.0, 0.0]) == 0.5  # (1*1 + 0*9) / 2
+    binary = fastnn.losses.BinaryCrossentropy(from_logits=True)
+    assert binary([[1.0]], [[0.0]]) == pytest.approx(np.log(2))
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(2,\)"):
+        loss(y_true, y_pred, sample_weight=[1.0])
+
+
+def test_losses_match_keras_on_the_same_numbers() -> None:
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((8, 4))
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = rng.integers(0, 4, 8)
+    onehot = np.eye(4)[labels]
+    sig = 1 / (1 + np.exp(-logits))
+    targets = rng.random((8, 4))
+    pairs = [
+        (fastnn.losses.SparseCategoricalCrossentropy(),
+         keras.losses.SparseCategoricalCrossentropy(), labels, p),
+        (fastnn.losses.CategoricalCrossentropy(),
+         keras.losses.CategoricalCrossentropy(), onehot, p),
+        (fastnn.losses.CategoricalCrossentropy(from_logits=True),
+         keras.losses.CategoricalCrossentropy(from_logits=True), onehot, logits),
+        (fastnn.losses.BinaryCrossentropy(), keras.losses.BinaryCrossentropy(), targets, sig),
+        (fastnn.losses.BinaryCrossentropy(from_logits=True),
+         keras.losses.BinaryCrossentropy(from_logits=True), targets, logits),
+        (fastnn.losses.MeanSquaredError(), keras.losses.MeanSquaredError(), targets, sig),
+    ]  # fmt: skip
+    weights = rng.random(8)
+    for ours, theirs, y_true, y_pred in pairs:
+        want = float(theirs(y_true, y_pred))
+        assert ours(y_true, y_pred) == pytest.approx(want, rel=1e-5), type(ours).__name__
+        weighted = float(theirs(y_true, y_pred, sample_weight=weights))
+        assert ours(y_true, y_pred, weights) == pytest.approx(weighted, rel=1e-5)
+
+
+# ---------------------------------------------------------------- callbacks
+def test_csv_logger_writes_keras_columns(tmp_path: object) -> None:
+    path = f"{tmp_path}/log.csv"
+    model = make_model()
+    model.fit(
+        x_train, y_train, epochs=3, validation_data=(x_test, y_test), validation_freq=2,
+        verbose=0, callbacks=[fastnn.callbacks.CSVLogger(path)],
+    )  # fmt: skip
+    rows = [line.split(",") for line in Path(path).read_text().splitlines()]
+    assert rows[0] == ["epoch", "accuracy", "learning_rate", "loss"]  # epoch 1 has no val_
+    assert [row[0] for row in rows[1:]] == ["0", "1", "2"]
+    model.fit(x_train, y_train, epochs=1, verbose=0,
+              callbacks=[fastnn.callbacks.CSVLogger(path, append=True)])  # fmt: skip
+    assert len(Path(path).read_text().splitlines()) == 5  # one more row, no second header
+
+
+def test_lambda_callback_calls_its_functions() -> None:
+    seen: list[tuple] = []
+    hook = fastnn.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append(("epoch", epoch, round(logs["loss"], 3))),
+        on_train_end=lambda logs: seen.append(("end",)),
+    )
+    assert not hook.reads_batch_losses()
+    history = make_model().fit(x_train, y_train, epochs=2, verbose=0, callbacks=[hook])
+    losses = [round(value, 3) for value in history.history["loss"]]
+    assert seen == [("epoch", 0, losses[0]), ("epoch", 1, losses[1]), ("end",)]
+    batches: list[float] = []
+    hook = fastnn.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batches.append(b))
+    assert hook.reads_batch_losses()
+    make_model().fit(x_train, y_train, epochs=1, batch_size=50, verbose=0, callbacks=[hook])
+    assert batches == [0, 1, 2, 3]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow it is made of
+@pytest.mark.parametrize("name", backend_params())
+def test_terminate_on_nan_stops_quietly(name: str, capsys: pytest.CaptureFixture) -> None:
+    with fastnn.use_backend(name):
+        model = fastnn.Sequential([layers.Dense(3, "softmax", input_dim=6)], seed=0)
+        model.compile(optimizer=fastnn.optimizers.SGD(1e30), loss="sparse_categorical_crossentropy")
+        history = model.fit(x_train * 1e10, y_train, epochs=5, verbose=0,
+                            callbacks=[fastnn.callbacks.TerminateOnNaN()])  # fmt: skip
+    assert len(history.history["loss"]) == 1 and not np.isfinite(history.history["loss"][0])
+    assert "Invalid loss, terminating training" in capsys.readouterr().out
+
+
+class StopAt(fastnn.callbacks.Callback):
+    """Fails at the start of an epoch, as a crash would."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_backup_and_restore_resumes_where_training_stopped(tmp_path: object) -> None:
+    folder = f"{tmp_path}/backup"
+    whole = make_model()
+    whole.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    whole.fit(x_train, y_train, epochs=4, verbose=0, seed=1, shuffle=False)
+    resumed = make_model()
+    resumed.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    backup = fastnn.callbacks.BackupAndRestore(folder)
+    with pytest.raises(KeyboardInterrupt):
+        resumed.fit(x_train, y_train, epochs=4, verbose=0, shuffle=False,
+                    callbacks=[backup, StopAt(2)])  # fmt: skip
+    fresh = make_model(seed=5)  # another process: other weights until the backup restores
+    fresh.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    history = fresh.fit(x_train, y_train, epochs=4, verbose=0, shuffle=False, callbacks=[backup])
+    assert history.epoch == [2, 3]
+    for got, want in zip(fresh.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert not any(Path(folder).iterdir())  # deleted once training finished

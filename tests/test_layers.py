@@ -93,7 +93,7 @@ def test_activation_layer_backward(backend_name: str, activation: str) -> None:
 def test_flatten_round_trip(backend_name: str) -> None:
     backend = fastnn.get_backend()
     layer = _built(layers.Flatten(), (2, 3))
-    assert layer.output_shape == (6,)
+    assert layer.sample_out == (6,)
     x = backend.asarray(np.arange(24.0).reshape(4, 2, 3))
     y = layer.forward(x, training=True)
     assert y.shape == (4, 6)

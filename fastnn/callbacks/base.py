@@ -47,6 +47,11 @@ class Callback:
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         """After step ``batch``; ``logs`` holds that step's loss."""
 
+    def reads_batch_losses(self) -> bool:
+        """Whether :meth:`on_train_batch_end` needs each step's loss, which ``fit`` then
+        reads back every step (a wait on the GPU): true where a subclass overrides it."""
+        return type(self).on_train_batch_end is not Callback.on_train_batch_end
+
 
 class History(Callback):
     """Records the logs of every epoch: ``history.history["loss"][epoch]``."""
