@@ -146,7 +146,8 @@ __device__ void loss_head(const Loss& loss, T* z, const T* bias, T* grad, T* bia
             unsigned long long matches = 0;
             for (int j = lane; j < cols; j += 32) {
                 const T predicted = fastnn::greater(row[j], threshold) ? T(1) : T(0);
-                matches += predicted == count_targets[r * cols + j] ? 1ULL : 0ULL;
+                const T target = count_targets[r * cols + j];  // by value bits, as in rows.cu
+                matches += fastnn::same_value(predicted, target) ? 1ULL : 0ULL;
             }
             correct += fastnn::warp_sum(matches);
         }

@@ -14,14 +14,15 @@ __global__ void count_argmax_matches(const T* scores, const Label* labels,
     if (lane == 0 && best == static_cast<long long>(labels[r])) atomicAdd(count, 1ULL);
 }
 
-// *count += number of entries with (scores > threshold) == targets.
+// *count += number of entries with (scores > threshold) == targets, compared by value bits:
+// under -ftz a subnormal target would read as 0 and match a 0 prediction.
 template <typename T>
 __global__ void count_threshold_matches(const T* scores, const T* targets, T threshold,
                                         unsigned long long* count, long long n) {
     unsigned long long matches = 0;
     for (long long i = fastnn::first_index(); i < n; i += fastnn::grid_stride()) {
         const T predicted = fastnn::greater(scores[i], threshold) ? T(1) : T(0);
-        matches += predicted == targets[i] ? 1ULL : 0ULL;
+        matches += fastnn::same_value(predicted, targets[i]) ? 1ULL : 0ULL;
     }
     matches = fastnn::block_sum(matches);
     if (threadIdx.x == 0) atomicAdd(count, matches);
