@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from fastnn import keras_files, onnx_export, saving
 from fastnn import losses as losses_module
 from fastnn import metrics as metrics_module
 from fastnn import optimizers as optimizers_module
-from fastnn import saving
 from fastnn.backends import Array, Backend, Scalar, get_backend
 from fastnn.callbacks import Callback, History
 from fastnn.config import check_seed, make_rng, resolve_dtype
@@ -870,9 +870,23 @@ class Sequential:
             layers, name=config.get("name"), dtype=config.get("dtype"), seed=config.get("seed")
         )
 
-    def save(self, path: str) -> None:
-        """Save architecture, weights, compile settings and optimizer state to one ``.npz``."""
-        saving.save_model(self, path)
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the model to one file, by its suffix: ``.npz``, fastnn's (architecture,
+        weights, compile settings and optimizer state), or ``.keras``, Keras 3's archive
+        (:mod:`fastnn.keras_files`: ``keras.models.load_model`` reads it)."""
+        if str(path).endswith(".keras"):
+            keras_files.write_keras(self, path)
+        elif str(path).endswith(".npz"):
+            saving.save_model(self, path)
+        else:
+            raise ValueError(f"model files end in .npz or .keras; received path={str(path)!r}")
+
+    def export(self, filepath: str | os.PathLike[str], format: str = "onnx") -> None:
+        """Keras's ``export``: the inference pass as an ONNX graph at ``filepath``
+        (:mod:`fastnn.onnx_export`), which onnxruntime runs; ONNX is the one format."""
+        if format != "onnx":
+            raise ValueError(f'format must be "onnx"; received format={format!r}')
+        onnx_export.export_onnx(self, filepath)
 
     def save_weights(self, path: str) -> None:
         """Save only the weights, to a ``.weights.npz`` file (atomically)."""
@@ -898,10 +912,13 @@ def _results(logs: dict[str, float], as_dict: bool) -> float | list[float] | dic
 
 
 def load_model(path: str | os.PathLike[str]) -> Sequential:
-    """Rebuild a model saved by :meth:`Sequential.save`, on the active backend.
+    """Rebuild a model saved by :meth:`Sequential.save` (or a Keras 3 ``.keras`` file of
+    the layers fastnn has), on the active backend.
 
     Any damage to the file (truncation, flipped bytes, a crafted description) raises a
     ValueError that names the file; nothing in it is ever executed (see
     :mod:`fastnn.saving`).
     """
+    if str(path).endswith(".keras"):
+        return keras_files.read_keras(path, Sequential)
     return saving.load_model(path, Sequential)

@@ -45,6 +45,7 @@ from fastnn import (
 from fastnn.datasets import mnist
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+KERAS_FIXTURES = Path(__file__).resolve().parent / "golden" / "keras_files"
 MAX_MESSAGE = 300  # characters: a message to read at a glance, not a dump of the data
 
 X = np.ones((10, 4))  # what the helpers' model takes: 4 features ...
@@ -105,6 +106,17 @@ def _with_env(name: str, value: str, call: Callable[[], object]) -> Callable[[],
             return call()
 
     return run
+
+
+def _load_fixture(name: str) -> object:
+    """``fastnn.load_model(name)`` run in the Keras fixtures' folder, so that the message
+    names the file as a user who typed its name would see it."""
+    here = os.getcwd()
+    os.chdir(KERAS_FIXTURES)
+    try:
+        return fastnn.load_model(name)
+    finally:
+        os.chdir(here)
 
 
 def _cli(*argv: str) -> int:
@@ -341,6 +353,10 @@ CASES: list[Case] = [
     Case("sparse-env-unknown", _with_env("FASTNN_SPARSE", "1", sparse.resolve_sparse), E,
          ("FASTNN_SPARSE='1'", "'auto', 'on' or 'off'")),
     # ---- files, data, recipes
+    Case("keras-file-lambda", lambda: _load_fixture("lambda.keras"), E,
+         ("holds the layer 'Lambda'", "fastnn cannot read it")),
+    Case("export-format", lambda: _built().export("m.savedmodel", format="tf_saved_model"), E,
+         ('format must be "onnx"', "format='tf_saved_model'")),
     Case("save-not-npz", lambda: _built().save("model.h5"), E, ("path='model.h5'", ".npz")),
     Case("save-weights-not-weights-npz", lambda: _built().save_weights("w.npz"), E,
          ("path='w.npz'", ".weights.npz")),

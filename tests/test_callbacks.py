@@ -548,9 +548,13 @@ NUMBER = "must be a finite number; received"
         (E, {"baseline": "low"}, f"baseline {NUMBER} baseline='low'"),
         (E, {"min_delta": float("inf")}, f"min_delta {NUMBER} min_delta=inf"),
         (E, {"start_from_epoch": -1}, "start_from_epoch must be an int >= 0; received"),
-        (M, {"filepath": "model.keras"}, "must end in .npz; received filepath='model.keras'"),
-        (M, {"filepath": "model"}, "filepath must end in .npz; received filepath='model'"),
-        (M, {"filepath": 42}, "filepath must end in .npz; received filepath=42"),
+        (M, {"filepath": "model.h5"}, "must end in .npz or .keras; received filepath='model.h5'"),
+        (
+            M,
+            {"filepath": "model"},
+            "filepath must end in .npz or .keras; received filepath='model'",
+        ),
+        (M, {"filepath": 42}, "filepath must end in .npz or .keras; received filepath=42"),
         (
             M,
             {"filepath": "w.npz", "save_weights_only": True},

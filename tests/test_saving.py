@@ -75,7 +75,7 @@ def test_float64_model_keeps_its_dtype(tmp_path: Path) -> None:
 
 def test_save_needs_npz_suffix(tmp_path: Path) -> None:
     model, _, _ = _trained()
-    with pytest.raises(ValueError, match=r"end in \.npz; received path='.*model\.h5'"):
+    with pytest.raises(ValueError, match=r"end in \.npz or \.keras; received path='.*model\.h5'"):
         model.save(str(tmp_path / "model.h5"))
 
 

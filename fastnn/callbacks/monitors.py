@@ -226,8 +226,8 @@ class ModelCheckpoint(_MonitorCallback):
 
     ``filepath`` is a template: ``{epoch:02d}`` (1-based) and any log key
     (``{val_loss:.4f}``) are filled in at each save. Whole models are written
-    with ``model.save`` (fastnn's ``.npz`` format, read back by
-    ``fastnn.load_model``), so the path must end in ``.npz``. With
+    with ``model.save`` (fastnn's ``.npz`` format, or Keras 3's ``.keras``, both read
+    back by ``fastnn.load_model``), so the path must end in one of those. With
     ``save_weights_only=True`` the path must end in ``.weights.npz`` (like
     Keras's ``.weights.h5``) and the file is an ``np.savez`` archive of
     ``model.get_weights()`` under the keys ``weight_000``, ``weight_001``, ...
@@ -252,9 +252,11 @@ class ModelCheckpoint(_MonitorCallback):
     ) -> None:
         super().__init__(monitor, mode, 0.0)
         path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else filepath
-        suffix = ".weights.npz" if save_weights_only else ".npz"
-        if not isinstance(path, str) or not path.endswith(suffix):
-            raise ValueError(f"filepath must end in {suffix}; received filepath={path!r}")
+        suffixes = (".weights.npz",) if save_weights_only else (".npz", ".keras")
+        if not isinstance(path, str) or not path.endswith(suffixes):
+            raise ValueError(
+                f"filepath must end in {' or '.join(suffixes)}; received filepath={path!r}"
+            )
         self._check_template(path)
         if isinstance(save_freq, int) and not isinstance(save_freq, bool):
             raise ValueError(
