@@ -68,7 +68,7 @@ def _object(module: str, class_name: str, config: dict[str, Any]) -> dict[str, A
 
 # ------------------------------------------------------------------- writing
 def _layer_config(layer: Layer, dtype: str) -> dict[str, Any]:
-    config: dict[str, Any] = {"name": layer.name, "trainable": True, "dtype": dtype}
+    config: dict[str, Any] = {"name": layer.name, "trainable": layer.trainable, "dtype": dtype}
     if isinstance(layer, Dense):
         regularizer = {
             f"{key}_regularizer": None if rule is None else _object(
@@ -169,7 +169,7 @@ def _optimizer_variables(model: Sequential) -> list[np.ndarray]:
     (the same update rules); zeros for an optimizer that has not stepped yet."""
     optimizer, backend = model.optimizer, model.backend
     assert optimizer is not None and backend is not None
-    params = [p for layer in model.layers for p in layer.params.values()]
+    params, _ = model._trained()
     slots = optimizer.get_state(backend) or [
         np.zeros(p.shape, model.dtype) for p in params for _ in optimizer.slot_names
     ]
@@ -185,7 +185,7 @@ def _restore_optimizer(model: Sequential, group: Any) -> None:
     arrays = [np.asarray(group[str(i)]) for i in range(len(group))]
     if len(arrays) < 2:
         return
-    params = [p for layer in model.layers for p in layer.params.values()]
+    params, _ = model._trained()
     slots = arrays[2:]
     if slots and len(slots) != len(params) * len(optimizer.slot_names):
         raise _refuse(f"optimizer state of {len(slots)} arrays for {len(params)} weights")
@@ -256,6 +256,12 @@ def _layer(entry: dict[str, Any]) -> Layer | None:
     config = entry.get("config", {})
     if class_name == "InputLayer":
         return None
+    layer = _new_layer(class_name, config)
+    layer.trainable = bool(config.get("trainable", True))
+    return layer
+
+
+def _new_layer(class_name: str, config: dict[str, Any]) -> Layer:
     _check_fixed(class_name, config, _FIXED.get(class_name, {}))
     name = config.get("name")
     if class_name == "Dense":

@@ -86,6 +86,9 @@ class Layer:
         self.grads: dict[str, Array] = {}
         #: non-trainable weights (BatchNormalization's moving statistics): saved, not trained
         self.state: dict[str, Array] = {}
+        #: False freezes the layer, as in Keras: fit leaves its weights (and their optimizer
+        #: state) alone, and a frozen BatchNormalization runs in inference mode
+        self.trainable = True
         self._workspace: Workspace | None = None
 
     @property
@@ -135,9 +138,21 @@ class Layer:
         raise NotImplementedError
 
     def count_params(self, trainable: bool = True) -> int:
-        """How many trainable (or, with ``trainable=False``, non-trainable) numbers it holds."""
-        weights = self.params if trainable else self.state
-        return sum(int(np.prod(p.shape)) for p in weights.values())
+        """How many trainable (or, with ``trainable=False``, non-trainable) numbers it holds;
+        a frozen layer's weights are all non-trainable."""
+        weights = self.trainable_weights if trainable else self.non_trainable_weights
+        return sum(int(np.prod(p.shape)) for p in weights)
+
+    @property
+    def trainable_weights(self) -> list[Array]:
+        """The weights fit trains: its parameters, none while the layer is frozen."""
+        return list(self.params.values()) if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[Array]:
+        """The weights fit leaves alone: moving statistics, and every weight when frozen."""
+        frozen = [] if self.trainable else list(self.params.values())
+        return [*frozen, *self.state.values()]
 
     @property
     def weights(self) -> dict[str, Array]:
@@ -193,8 +208,10 @@ class Layer:
         return None
 
     def get_config(self) -> dict[str, Any]:
-        """Constructor arguments, for saving and ``summary``."""
+        """Constructor arguments, for saving and ``summary`` (and ``trainable`` when False)."""
         config: dict[str, Any] = {"name": self.name}
+        if not self.trainable:
+            config["trainable"] = False
         if self.sample_in is not None:
             config["input_shape"] = list(self.sample_in)
         return config
@@ -318,12 +335,14 @@ class Dense(_ActivatedLayer):
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         ops = self.ops
-        if self.use_bias and not self._bias_in_loss:  # dz and its column sums in one pass
+        if self.trainable and self.use_bias and not self._bias_in_loss:  # dz, its column sums
             bias_grad = self.grads["bias"]  # (units,)
             dz = ops.bias_activation_backward(dy, self._y, self._applied, bias_grad, out=dy)
         else:
             dz = ops.activation_backward(dy, self._y, self._applied, out=dy)  # (B, units)
-        if isinstance(self._x, SparseRows):  # zero rows for the columns with no nonzero
+        if not self.trainable:  # frozen: only the input's gradient, for the layers before
+            pass
+        elif isinstance(self._x, SparseRows):  # zero rows for the columns with no nonzero
             ops.sparse_weight_gradient(self._x, dz, out=self.grads["kernel"])  # (in, units)
         else:
             ops.matmul(self._x, dz, transpose_a=True, out=self.grads["kernel"])  # (in, units)
@@ -462,6 +481,7 @@ class BatchNormalization(Layer):
         ):
             raise ValueError(f"epsilon must be a number > 0; received epsilon={shown(epsilon)}")
         self.epsilon = float(epsilon)
+        self._frozen = False  # whether the last training forward ran in inference mode
         self._x: Array = None  # input of the last training forward
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -495,7 +515,8 @@ class BatchNormalization(Layer):
 
     def forward(self, x: Array, training: bool = False) -> Array:
         ops, p = self.ops, self.params
-        if not training:
+        self._frozen = training and not self.trainable  # Keras: frozen means inference mode
+        if not training or self._frozen:
             moving_mean, moving_variance = self.state["moving_mean"], self.state["moving_variance"]
             return ops.batch_norm_inference(
                 x, moving_mean, moving_variance, p["gamma"], p["beta"], self.epsilon
@@ -511,6 +532,12 @@ class BatchNormalization(Layer):
         return y
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        if self._frozen:  # through the inference pass: dx = dy * gamma / sqrt(var + eps)
+            zeros = self.ops.zeros(self.params["gamma"].shape, self.dtype)
+            variance = self.state["moving_variance"]
+            return self.ops.batch_norm_inference(
+                dy, zeros, variance, self.params["gamma"], zeros, self.epsilon
+            )
         features = self._x.shape[1:]
         return self.ops.batch_norm_backward(
             dy,
@@ -569,10 +596,13 @@ def from_config(class_name: str, config: dict[str, Any]) -> Layer:
     if cls is None:
         raise ValueError(f"unknown layer class in saved model: {class_name!r}")
     config = dict(config)
+    trainable = bool(config.pop("trainable", True))
     for key in ("kernel_initializer", "bias_initializer"):
         if key in config:
             config[key] = initializers.deserialize(config[key])
     for key in ("kernel_regularizer", "bias_regularizer"):
         if key in config:
             config[key] = regularizers.deserialize(config[key])
-    return cls(**config)
+    layer = cls(**config)
+    layer.trainable = trainable
+    return layer

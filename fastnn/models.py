@@ -327,15 +327,34 @@ class Sequential:
 
     @property
     def trainable_weights(self) -> list[Array]:
-        """The weights ``fit`` trains, layer by layer (kernel, bias, gamma, beta)."""
+        """The weights ``fit`` trains, layer by layer (kernel, bias, gamma, beta), those of
+        frozen layers (``layer.trainable = False``) left out."""
         self._ensure_built()
-        return [w for layer in self.layers for w in layer.params.values()]
+        return [w for layer in self.layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self) -> list[Array]:
-        """The weights ``fit`` does not train: BatchNormalization's moving statistics."""
+        """The weights ``fit`` does not train: moving statistics, and frozen layers'."""
         self._ensure_built()
-        return [w for layer in self.layers for w in layer.state.values()]
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
+
+    def _trained(self) -> tuple[list[Array], list[Array]]:
+        """(the weights fit updates, their gradient arrays), in the same order."""
+        layers = [layer for layer in self.layers if layer.trainable]
+        return (
+            [w for layer in layers for w in layer.params.values()],
+            [g for layer in layers for g in layer.grads.values()],
+        )
+
+    @property
+    def trainable(self) -> bool:
+        """Keras's ``model.trainable``: False while every layer is frozen."""
+        return any(layer.trainable for layer in self.layers)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for layer in self.layers:
+            layer.trainable = bool(value)
 
     # ----------------------------------------------------------------- compile
     def compile(
@@ -589,9 +608,10 @@ class Sequential:
         outputs = self._forward(xb, training=True, logits=True, skip_bias="bias" in head)
         grad_buffer = self._workspace.get("grad", outputs.shape, outputs.dtype)
         loss, grad = self.loss.fused(backend, outputs, yb, grad_buffer, totals=totals, **head)
-        # Backward stops at the first layer with weights: nothing before it needs a gradient.
+        # Backward stops at the first layer with weights to train: none before it needs one.
         first_trainable = next(
-            (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
+            (i for i, layer in enumerate(self.layers) if layer.trainable_weights),
+            len(self.layers),
         )
         for i in range(len(self.layers) - 1, first_trainable - 1, -1):
             grad = self.layers[i].backward(grad, need_input_grad=i > first_trainable)
@@ -626,7 +646,7 @@ class Sequential:
         y_all, _ = self._targets("y", y, len(x_all))
         backend = self._on_active_backend()
         loss, _ = self._forward_backward(backend, _on(backend, x_all), backend.asarray(y_all))
-        grads = [g for layer in self.layers for g in layer.grads.values()]
+        _, grads = self._trained()
         return float(loss), [np.array(backend.to_numpy(g), copy=True) for g in grads]
 
     # ---------------------------------------------------------------- evaluate

@@ -81,6 +81,12 @@ class Optimizer:
             self._slots = [
                 {name: backend.zeros(p.shape, p.dtype) for name in self.slot_names} for p in params
             ]
+        elif len(self._slots) != len(params):
+            raise ValueError(
+                f"the model trains {len(params)} weights but this optimizer has state for "
+                f"{len(self._slots)}: a layer's trainable flag changed since its first step; "
+                "call model.compile(...) again, as Keras requires"
+            )
         if self._backend is not backend or len(self._slot_tuples) != len(self._slots):
             self._attach(backend)
         backend.apply_updates(

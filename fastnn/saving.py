@@ -206,7 +206,7 @@ def _rebuild(
         if state:
             if model.optimizer is None or model.backend is None:
                 raise ValueError("it holds optimizer state but no input_shape to build the model")
-            params = [p for layer in model.layers for p in layer.params.values()]
+            params, _ = model._trained()
             model.optimizer.set_state(model.backend, iterations, state, params)
         elif model.optimizer is not None:
             model.optimizer.iterations = iterations

@@ -236,8 +236,7 @@ class Step:
         """Take the model's weights as they are now (hooks may have replaced them since the
         last epoch); what a replayed step depends on is noted at the next :meth:`key`."""
         model = self.model
-        self.params = [p for layer in model.layers for p in layer.params.values()]
-        self.grads = [g for layer in model.layers for g in layer.grads.values()]
+        self.params, self.grads = model._trained()
         self.arrays = None
 
     def key(self, rows: int) -> Hashable | None:

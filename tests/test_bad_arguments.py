@@ -108,6 +108,14 @@ def _with_env(name: str, value: str, call: Callable[[], object]) -> Callable[[],
     return run
 
 
+def _freeze_after_training() -> object:
+    """fit, freeze the first layer, fit again without compiling."""
+    model = _model()
+    _fit(model)
+    model.layers[0].trainable = False
+    return _fit(model)
+
+
 def _load_fixture(name: str) -> object:
     """``fastnn.load_model(name)`` run in the Keras fixtures' folder, so that the message
     names the file as a user who typed its name would see it."""
@@ -353,6 +361,8 @@ CASES: list[Case] = [
     Case("sparse-env-unknown", _with_env("FASTNN_SPARSE", "1", sparse.resolve_sparse), E,
          ("FASTNN_SPARSE='1'", "'auto', 'on' or 'off'")),
     # ---- files, data, recipes
+    Case("trainable-changed", _freeze_after_training, E,
+         ("trains 2 weights but this optimizer has state for 4", "compile")),
     Case("keras-file-lambda", lambda: _load_fixture("lambda.keras"), E,
          ("holds the layer 'Lambda'", "fastnn cannot read it")),
     Case("export-format", lambda: _built().export("m.savedmodel", format="tf_saved_model"), E,

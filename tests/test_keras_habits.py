@@ -488,3 +488,91 @@ def test_backup_and_restore_resumes_where_training_stopped(tmp_path: object) -> 
     for got, want in zip(fresh.get_weights(), whole.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert not any(Path(folder).iterdir())  # deleted once training finished
+
+
+# ---------------------------------------------------------------- freezing
+def frozen_first() -> fastnn.Sequential:
+    model = fastnn.Sequential(
+        [layers.Dense(8, "relu", input_dim=6), layers.BatchNormalization(),
+         layers.Dense(3, "softmax")], seed=0, dtype="float64",
+    )  # fmt: skip
+    model.layers[0].trainable = False
+    model.layers[1].trainable = False
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("name", backend_params())
+def test_a_frozen_layer_keeps_its_weights_and_the_rest_train(name: str) -> None:
+    with fastnn.use_backend(name):
+        model = frozen_first()
+        model.build((None, 6))
+        before = model.get_weights()
+        model.fit(x_train, y_train, epochs=2, batch_size=50, verbose=0)
+        after = model.get_weights()
+    for i in range(6):  # the Dense's kernel and bias, BN's gamma, beta and moving statistics
+        np.testing.assert_array_equal(after[i], before[i])
+    assert not np.allclose(after[6], before[6])  # the last Dense trained
+    assert model.optimizer is not None and len(model.optimizer.get_state(model.backend)) == 4  # type: ignore[arg-type]
+
+
+def test_summary_and_weight_lists_count_frozen_weights_as_non_trainable() -> None:
+    model = frozen_first()
+    lines: list[str] = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Trainable params: 27" in text  # 8 * 3 + 3
+    assert "Non-trainable params: 88" in text  # 6 * 8 + 8 + 4 * 8
+    assert len(model.trainable_weights) == 2 and len(model.non_trainable_weights) == 6
+    model.trainable = False
+    assert model.trainable_weights == [] and not model.trainable
+
+
+def test_the_gradient_through_a_frozen_batch_norm_is_its_inference_pass() -> None:
+    """Finite differences of evaluate's loss (inference mode, as a frozen BatchNormalization
+    runs in training) against compute_gradients, for the first Dense's kernel."""
+    model = fastnn.Sequential(
+        [layers.Dense(4, "tanh", input_dim=6), layers.BatchNormalization(),
+         layers.Dense(3, "softmax")], seed=1, dtype="float64",
+    )  # fmt: skip
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x_train, y_train, epochs=1, verbose=0)  # moving statistics away from 0 and 1
+    model.layers[1].trainable = False
+    _, grads = model.compute_gradients(x_test, y_test)
+    weights = model.get_weights()
+    step = 1e-6
+    for index in [(0, 0), (3, 2), (5, 3)]:
+        shifted = [w.copy() for w in weights]
+        shifted[0][index] += step
+        model.set_weights(shifted)
+        up = model.evaluate(x_test, y_test, batch_size=50, verbose=0)
+        shifted[0][index] -= 2 * step
+        model.set_weights(shifted)
+        down = model.evaluate(x_test, y_test, batch_size=50, verbose=0)
+        model.set_weights(weights)
+        assert grads[0][index] == pytest.approx((up - down) / (2 * step), rel=1e-5)  # type: ignore[operator]
+
+
+def test_changing_what_trains_needs_a_new_compile_as_in_keras() -> None:
+    model = make_model()
+    model.fit(x_train, y_train, epochs=1, verbose=0)
+    model.layers[0].trainable = False
+    with pytest.raises(ValueError, match=r"call model\.compile"):
+        model.fit(x_train, y_train, epochs=1, verbose=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x_train, y_train, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".keras"])
+def test_the_frozen_flag_and_its_optimizer_state_are_saved(suffix: str, tmp_path: Path) -> None:
+    if suffix == ".keras":
+        pytest.importorskip("h5py")
+    model = frozen_first()
+    model.fit(x_train, y_train, epochs=1, verbose=0, shuffle=False)
+    model.save(tmp_path / f"m{suffix}")
+    loaded = fastnn.load_model(tmp_path / f"m{suffix}")
+    assert [layer.trainable for layer in loaded.layers] == [False, False, True]
+    for trained in (model, loaded):
+        trained.fit(x_train, y_train, epochs=1, verbose=0, shuffle=False)
+    for got, want in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12)

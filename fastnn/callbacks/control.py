@@ -90,7 +90,7 @@ class BackupAndRestore(Callback):
         model.set_weights(saved.get_weights())
         optimizer, backend = _optimizer(self), model._on_active_backend()
         assert saved.optimizer is not None and saved.backend is not None
-        params = [p for layer in model.layers for p in layer.params.values()]
+        params, _ = model._trained()
         state = saved.optimizer.get_state(saved.backend)
         optimizer.set_state(backend, saved.optimizer.iterations, state, params if state else [])
         optimizer.learning_rate = saved.optimizer.learning_rate
