@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,10 +23,10 @@ import numpy as np
 
 from fastnn import keras_files, onnx_export, saving
 from fastnn import losses as losses_module
-from fastnn import metrics as metrics_module
 from fastnn import optimizers as optimizers_module
 from fastnn.backends import Array, Backend, Scalar, get_backend
 from fastnn.callbacks import Callback, History
+from fastnn.compiled import Compiled
 from fastnn.config import check_seed, make_rng, resolve_dtype
 from fastnn.layers import Dense, InputLayer, Layer, Workspace, _ActivatedLayer, from_config
 from fastnn.progress import pass_bar, verbosity
@@ -43,7 +42,6 @@ from fastnn.threads import resolve_threads
 from fastnn.trainer import Data, FitPlan, MetricTally, Trainer, pass_threads_for
 from fastnn.training import (
     DeviceData,
-    Head,
     PassState,
     correct_count,
     finish_pass,
@@ -57,57 +55,11 @@ from fastnn.validation import (
     shown,
 )
 
-#: what ``compile(metrics=[...])`` accepts, and the name each is logged under. Precision,
-#: recall and F1 are macro averages over the classes present (scikit-learn's "macro"),
-#: or of the positive class for binary outputs; see :mod:`fastnn.metrics`.
-METRIC_NAMES = {
-    "accuracy": "accuracy",
-    "acc": "accuracy",
-    "precision": "precision",
-    "recall": "recall",
-    "f1": "f1",
-    "f1_score": "f1",
-}
-CONFUSION_METRICS = ("precision", "recall", "f1")
-#: Keras's accuracies by name: fastnn's "accuracy" (one class per row, or thresholded
-#: entries, as the model's outputs are), logged under the name given; (which outputs)
-KERAS_ACCURACIES = {
-    "sparse_categorical_accuracy": "argmax",
-    "categorical_accuracy": "argmax",
-    "binary_accuracy": "threshold",
-}
-#: fastnn.metrics' functions, given as metrics
-METRIC_FUNCTIONS = {
-    metrics_module.accuracy: "accuracy",
-    metrics_module.precision: "precision",
-    metrics_module.recall: "recall",
-    metrics_module.f1: "f1",
-}
 DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
 
 
 #: predict's rows per batch when not given: the outputs do not depend on it
 PREDICT_BATCH_SIZE = 1024
-
-
-def _metric(metric: object) -> tuple[str, str]:
-    """A ``compile(metrics=[...])`` entry as (fastnn's name, the name it is logged under):
-    a name, one of fastnn.metrics' functions, or a Keras metric function or object known
-    by its name (``keras.metrics.sparse_categorical_accuracy``)."""
-    given = metric if isinstance(metric, str) else None
-    if given is None and callable(metric):
-        function_name = next((n for f, n in METRIC_FUNCTIONS.items() if f is metric), None)
-        given = function_name or getattr(metric, "name", None) or getattr(metric, "__name__", None)
-    if isinstance(given, str):
-        key = given.lower()
-        if key in METRIC_NAMES:
-            return METRIC_NAMES[key], METRIC_NAMES[key]
-        if key in KERAS_ACCURACIES:
-            return "accuracy", key
-    known = ", ".join([*METRIC_NAMES, *KERAS_ACCURACIES])
-    raise ValueError(
-        f"unknown metric {shown(metric)}; valid: {known} (as names, or functions of those names)"
-    )
 
 
 def _batch_size(value: int | None) -> int:
@@ -168,12 +120,7 @@ class Sequential:
         self.seed = check_seed(seed)
         self.backend: Backend | None = None  # set when built
         self.dtype: np.dtype | None = None  # set when built
-        self.optimizer: optimizers_module.Optimizer | None = None
-        self.loss: losses_module.Loss | None = None
-        self.metrics: list[str] = []  # fastnn's names, in compile order
-        #: each metric's name in logs: as given where Keras names it otherwise (see _metric)
-        self._metric_labels: dict[str, str] = {}
-        self._accuracy_named: str | None = None  # a Keras accuracy name given to compile
+        self.compiled: Compiled | None = None  # what compile chose (fastnn/compiled.py)
         self.history: History | None = None
         self.stop_training = False
         self._workspace: Workspace | None = None
@@ -251,8 +198,8 @@ class Sequential:
             shape = layer.sample_out
         self.backend, self.dtype = backend, dtype
         self._workspace = Workspace(backend)
-        if self.loss is not None:
-            self._check_head()
+        if self.compiled is not None:
+            self.compiled.check_head(self.layers[-1], self.output_units)
 
     def _declared_input_shape(self) -> tuple[int, ...] | None:
         return self.layers[0].sample_in if self.layers else self._input_shape
@@ -361,70 +308,35 @@ class Sequential:
         self,
         optimizer: str | optimizers_module.Optimizer = "rmsprop",
         loss: str | losses_module.Loss | None = None,
-        metrics: Sequence[str] | None = None,
+        metrics: Sequence[Any] | None = None,
     ) -> None:
-        """Choose the optimizer, the loss and the metrics reported by fit/evaluate."""
-        if loss is None:
-            raise ValueError(
-                "compile needs a loss; received loss=None. Valid names: "
-                + ", ".join(losses_module.NAMES)
-            )
-        self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(
-                "metrics must be a list of names, e.g. ['accuracy']; "
-                f"received metrics={shown(metrics)}"
-            )
-        self.metrics, self._metric_labels, self._accuracy_named = [], {}, None
-        for metric in metrics or []:
-            name, label = _metric(metric)
-            if name not in self.metrics:
-                self.metrics.append(name)
-                self._metric_labels[name] = label
-                if label in KERAS_ACCURACIES:
-                    self._accuracy_named = label
+        """Choose the optimizer, the loss and the metrics reported by fit/evaluate
+        (:class:`~fastnn.compiled.Compiled`)."""
+        self.compiled = Compiled(optimizer, loss, metrics)
         if self.layers:
-            self._check_head()
-
-    def _check_head(self) -> None:
-        """Check the last layer suits the loss; decide whether the loss folds its activation."""
-        assert self.loss is not None
-        last = self.layers[-1]
-        final = last.activation if isinstance(last, _ActivatedLayer) else "linear"
-        expected = self.loss.expected_activation
-        if expected == "linear" and final != "linear":
-            warnings.warn(
-                f"loss {self.loss.name!r} has from_logits=True but the model ends in {final!r}; "
-                "its outputs are treated as logits",
-                stacklevel=3,
-            )
-        elif expected is not None and expected != "linear" and final != expected:
-            raise ValueError(
-                f"loss {self.loss.name!r} expects probabilities from a final {expected!r} "
-                f"activation, but the model ends in {final!r}. Use activation={expected!r} on "
-                f"the last layer, or {type(self.loss).__name__}(from_logits=True)"
-            )
-        named = self._accuracy_named
-        if named is not None and self.built and KERAS_ACCURACIES[named] != self._accuracy_kind:
-            what = "one class per row" if self._accuracy_kind == "argmax" else "thresholded"
-            raise ValueError(
-                f"metric {named!r} does not fit this model, whose accuracy is {what} "
-                f"(its loss and {self.output_units} output(s)); use 'accuracy'"
-            )
+            self.compiled.check_head(self.layers[-1], self.output_units if self.built else None)
 
     @property
-    def _folds_activation(self) -> bool:
-        """True when training skips the last activation and the loss takes logits."""
-        assert self.loss is not None
-        return self.loss.expected_activation not in (None, "linear")
+    def optimizer(self) -> optimizers_module.Optimizer | None:
+        return None if self.compiled is None else self.compiled.optimizer
 
-    def _require_compiled(
-        self, method: str
-    ) -> tuple[optimizers_module.Optimizer, losses_module.Loss]:
-        if self.optimizer is None or self.loss is None:
+    @property
+    def loss(self) -> losses_module.Loss | None:
+        return None if self.compiled is None else self.compiled.loss
+
+    @property
+    def metrics(self) -> list[str]:
+        """fastnn's names of the compiled metrics (:attr:`metrics_names` as logged)."""
+        return [] if self.compiled is None else self.compiled.metrics
+
+    def _compiled(self) -> Compiled:
+        assert self.compiled is not None, "compiled before training"
+        return self.compiled
+
+    def _require_compiled(self, method: str) -> Compiled:
+        if self.compiled is None:
             raise RuntimeError(f"call model.compile(...) before model.{method}(...)")
-        return self.optimizer, self.loss
+        return self.compiled
 
     # -------------------------------------------------------------------- data
     def _features(self, name: str, x: Any) -> np.ndarray:
@@ -481,28 +393,10 @@ class Sequential:
             targets = as_targets(name, y, n_samples, units, self.dtype, unit_interval=binary)
         if not self.metrics:
             return targets, None
-        if self.loss.target_kind == "sparse" or self._accuracy_kind == "threshold":
+        kind = self._compiled().accuracy_kind(units)
+        if self.loss.target_kind == "sparse" or kind == "threshold":
             return targets, targets
         return targets, targets.argmax(axis=1)
-
-    @property
-    def _accuracy_kind(self) -> str:
-        """Which accuracy applies: "argmax" (one class per row) or "threshold" (per entry)."""
-        binary = isinstance(self.loss, losses_module.BinaryCrossentropy)
-        return "threshold" if binary or self.output_units == 1 else "argmax"
-
-    @property
-    def _accuracy_entries(self) -> int:
-        """How many accuracy entries one sample has: 1 class, or one per binary output."""
-        return 1 if self._accuracy_kind == "argmax" else self.output_units
-
-    @property
-    def _threshold(self) -> float | None:
-        """The cut between predicted 0 and 1 on the outputs (None: one class per row, argmax)."""
-        if self._accuracy_kind == "argmax":
-            return None
-        # On logits (sigmoid folded into the loss) the 0.5 probability cut is at 0.
-        return 0.0 if self._folds_activation else 0.5
 
     # --------------------------------------------------------------------- fit
     def fit(
@@ -563,32 +457,6 @@ class Sequential:
             x_all, y_all = x_all[:n_train], y_all[:n_train]
             acc_all = None if acc_all is None else acc_all[:n_train]
         return Trainer(self).fit((x_all, y_all, acc_all), val, plan)
-
-    def _head(self) -> Head:
-        """How the output meets the loss: the last Dense's bias folded into the fused loss
-        when the loss takes that layer's output without an activation, and what the loss
-        counts for the accuracy metric."""
-        last = self.layers[-1]
-        folds_bias = (
-            isinstance(last, Dense)
-            and last.use_bias
-            and (self._folds_activation or last.activation == "linear")
-        )
-        count = None
-        if "accuracy" in self.metrics and not self._accuracy_from_confusion:
-            count = "argmax" if self._threshold is None else "threshold"
-        return Head(last if folds_bias else None, count, self._threshold or 0.0)  # type: ignore[arg-type]
-
-    @property
-    def _confusion_metrics(self) -> bool:
-        return any(name in CONFUSION_METRICS for name in self.metrics)
-
-    @property
-    def _accuracy_from_confusion(self) -> bool:
-        """With one class per row, the correct predictions are the confusion matrix's
-        diagonal: one count serves both. (Binary outputs count thresholded entries
-        against targets that may be soft, so they keep their own count.)"""
-        return self._confusion_metrics and self._threshold is None
 
     def _forward_backward(
         self,
@@ -660,7 +528,7 @@ class Sequential:
         if skip_bias:
             assert isinstance(last, Dense)
             return last.forward(h, training=training, skip_activation=True, skip_bias=True)
-        if logits and self._folds_activation:
+        if logits and self._compiled().folds_activation:
             assert isinstance(last, _ActivatedLayer)
             return last.forward(h, training=training, skip_activation=True)  # logits (B, K)
         return last.forward(h, training=training)  # (B, K)
@@ -789,7 +657,7 @@ class Sequential:
     @property
     def metrics_names(self) -> list[str]:
         """The names of what :meth:`evaluate` returns: ``["loss", *metrics]``."""
-        return ["loss", *(self._metric_labels.get(name, name) for name in self.metrics)]
+        return self.compiled.metrics_names if self.compiled is not None else ["loss"]
 
     # ----------------------------------------------------- weights and summary
     def get_weights(self) -> list[np.ndarray]:

@@ -135,7 +135,7 @@ class Trainer:
             data=data,
             order=order,
             state=PassState(backend, model._workspace, prefix),
-            head=model._head(),
+            head=model._compiled().head(model.layers[-1], model.output_units),
             batch_size=batch_size,
             params=[],
             grads=[],
@@ -250,9 +250,10 @@ class Trainer:
         seen = min(steps_done * batch_size, samples)
         totals = np.asarray(state.totals)
         logs = {"loss": float(totals[LOSS_SUM]) / max(seen, 1)}
-        if "accuracy" in model.metrics and not model._accuracy_from_confusion:
-            label = model._metric_labels.get("accuracy", "accuracy")
-            logs[label] = float(totals[CORRECT]) / max(seen * model._accuracy_entries, 1)
+        compiled, units = model._compiled(), model.output_units
+        if "accuracy" in compiled.metrics and not compiled.accuracy_from_confusion(units):
+            label = compiled.labels.get("accuracy", "accuracy")
+            logs[label] = float(totals[CORRECT]) / max(seen * compiled.accuracy_entries(units), 1)
         return logs
 
     # ------------------------------------------------------------ evaluate
@@ -271,7 +272,7 @@ class Trainer:
         model = self.model
         assert model.loss is not None
         state.reset()
-        head = model._head()
+        head = model._compiled().head(model.layers[-1], model.output_units)
         tally = MetricTally(model, backend)
         running = functools.partial(self.running_logs, state, batch_size, data.n)
         for i, start in enumerate(range(0, data.n, batch_size)):
@@ -303,13 +304,14 @@ class MetricTally:
 
     def __init__(self, model: Sequential, backend: Backend) -> None:
         self.backend = backend
-        self.metrics = model.metrics
-        self.labels = model._metric_labels
-        self.threshold = model._threshold if model.metrics else None
-        self.entries = model._accuracy_entries if model.metrics else 1
-        self.from_confusion = model._accuracy_from_confusion
+        compiled, units = model._compiled(), model.output_units
+        self.metrics = compiled.metrics
+        self.labels = compiled.labels
+        self.threshold = compiled.threshold(units) if compiled.metrics else None
+        self.entries = compiled.accuracy_entries(units) if compiled.metrics else 1
+        self.from_confusion = compiled.accuracy_from_confusion(units)
         self.confusion: Array | None = None
-        if model._confusion_metrics:
+        if compiled.confusion_metrics:
             classes = model.output_units if self.threshold is None else 2
             self.confusion = backend.zeros((classes, classes), np.int64)  # (true, predicted)
 

@@ -246,7 +246,8 @@ class Step:
         made its state; the settings' part every step (hooks may change the rate).
         """
         model, optimizer = self.model, self.optimizer
-        if optimizer._slots is None or not replayable(model.layers) or model._confusion_metrics:
+        confusion = model.compiled is not None and model.compiled.confusion_metrics
+        if optimizer._slots is None or not replayable(model.layers) or confusion:
             return None
         if self.arrays is None:
             arrays = (*self.data.sources, self.order, self.state.totals, self.state.cursor,
