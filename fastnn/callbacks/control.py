@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fastnn import saving
 from fastnn.callbacks.base import Callback, Logs, _model, _optimizer, _require
 from fastnn.validation import check_int
 
@@ -83,10 +84,8 @@ class BackupAndRestore(Callback):
         epoch_file = self.backup_dir / self.EPOCH_FILE
         if not epoch_file.exists():
             return
-        from fastnn.models import load_model
-
         epoch = check_int("backup epoch", json.loads(epoch_file.read_text())["epoch"], 0)
-        saved = load_model(self.backup_dir / self.MODEL_FILE)
+        saved = saving.load_model(self.backup_dir / self.MODEL_FILE, type(model))
         model.set_weights(saved.get_weights())
         optimizer, backend = _optimizer(self), model._on_active_backend()
         assert saved.optimizer is not None and saved.backend is not None
