@@ -166,6 +166,15 @@ def machine() -> str:
     return f"{facts.get('cpu', 'an unknown CPU')}, {facts.get('cores', os.cpu_count())} cores"
 
 
+def write(out: str, data: dict[str, Any], text: str) -> None:
+    """``<out>.json`` (``data``) and ``<out>.md`` (``text``), which is also printed."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    path.with_suffix(".md").write_text(text)
+    print(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.contention", description=__doc__)
     parser.add_argument("--out", required=True, help="path without suffix for .json and .md")
@@ -202,11 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "skipped": {k: v for k, v in skipped.items() if k != "pytorch cuda"},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(rows, meta))
-    print(markdown(rows, meta))
+    write(args.out, {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0
 
 

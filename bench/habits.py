@@ -29,13 +29,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench import checkouts
-from bench.contention import machine
+from bench.contention import machine, write
 
 TARGETS = {
     "the bar's time per step / the step's time": ("<=", 0.001),
@@ -184,11 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "verbosity": verbosity_cost(args.rounds),
         "baseline": against_baseline(args.baseline, args.rounds),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    write(args.out, result, markdown(result))
     return 0
 
 

@@ -27,13 +27,12 @@ import shlex
 import statistics
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench import checkouts, targets
-from bench.contention import machine
+from bench.contention import machine, write
 
 TARGETS = {
     "keras epoch, numba auto / keras 3 (jax)": ("<=", 0.5),
@@ -204,11 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measuring {name}", flush=True)
         result[name] = section()
         print(json.dumps(result[name]["ratios"]), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    write(args.out, result, markdown(result))
     return 0
 
 
