@@ -2,7 +2,7 @@
 
     python -m bench.habits --out bench/results/habits [--rounds 5] [--baseline 127ec53]
 
-* one process, interleaved rounds: ``fit(verbose=0)`` against ``verbose=1`` with the
+* one process, one model, interleaved rounds: ``fit(verbose=0)`` against ``verbose=1`` with the
   bar drawn into a terminal (a stand-in whose ``isatty()`` is true, so the bar redraws in
   place as on a console; what it writes is counted and dropped) and ``verbose=2``, which
   does nothing per step: its ratio shows how far the machine's noise alone moves one;
@@ -78,9 +78,10 @@ def verbosity_cost(rounds: int) -> dict[str, Any]:
     (x, y), _ = prepare_mnist(load_data(), np.dtype("float32"))
     terminal = Terminal()
 
+    model = keras_model(0)  # one model for every setting: the same arrays, in one place
+
     def epochs(verbose: int) -> Callable[[], float]:
-        train = _TimedEpochs("numba", keras_model(0), x, y, batch_size=128, seed=0,
-                             verbose=verbose)  # fmt: skip
+        train = _TimedEpochs("numba", model, x, y, batch_size=128, seed=0, verbose=verbose)
 
         def run() -> float:
             with contextlib.redirect_stdout(terminal):
