@@ -49,6 +49,7 @@ from fastnn.training import (
 from fastnn.validation import (
     as_features,
     as_labels,
+    as_sample_weights,
     as_targets,
     check_fraction,
     check_int,
@@ -84,17 +85,20 @@ def _callbacks(value: object) -> list[Callback]:
     return list(value)
 
 
-def _validation_pair(value: object) -> tuple[Any, Any]:
-    """``fit``'s ``validation_data`` as (x_val, y_val)."""
+def _validation_data(value: object) -> tuple[Any, Any, Any]:
+    """``fit``'s ``validation_data`` as (x_val, y_val, sample weights or None)."""
     if not isinstance(value, (tuple, list)):
         raise TypeError(
-            "validation_data must be a tuple (x_val, y_val); "
+            "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight); "
             f"received an object of type {type(value).__name__}"
         )
-    if len(value) != 2:
+    if len(value) not in (2, 3):
         items = "1 item" if len(value) == 1 else f"{len(value)} items"
-        raise ValueError(f"validation_data must be a tuple (x_val, y_val); received {items}")
-    return value[0], value[1]
+        raise ValueError(
+            "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight); "
+            f"received {items}"
+        )
+    return value[0], value[1], value[2] if len(value) == 3 else None
 
 
 def _snake_case(name: str) -> str:
@@ -414,12 +418,17 @@ class Sequential:
         sparse_inputs: bool | str | None = None,
         initial_epoch: int = 0,
         validation_freq: int = 1,
+        sample_weight: Any = None,
+        class_weight: dict[int, float] | None = None,
     ) -> History:
         """Train for ``epochs`` passes over (x, y); returns the History of per-epoch logs.
 
         As in Keras: ``verbose`` 0 is silent, 1 (or "auto") a progress bar within each
         epoch, 2 a line per epoch; training runs epochs ``initial_epoch`` to
         ``epochs - 1``; validation runs after every ``validation_freq``-th epoch.
+        ``sample_weight`` (n,) or ``class_weight`` ({class: weight}) weigh each sample's loss
+        and gradient (Keras's semantics: the weighted losses summed over the batch size);
+        ``validation_data`` may be ``(x, y, sample_weight)``.
         """
         self._require_compiled("fit")
         plan = FitPlan(
@@ -436,13 +445,16 @@ class Sequential:
         resolve_threads()  # a bad $FASTNN_THREADS is refused before any work
         x_all = self._inputs("x", x, sparse_inputs)
         y_all, acc_all = self._targets("y", y, len(x_all))
+        assert self.dtype is not None
+        w_all = as_sample_weights(sample_weight, class_weight, y_all, self.dtype)
 
         val: Data | None = None
         if validation_data is not None:
-            x_given, y_given = _validation_pair(validation_data)
+            x_given, y_given, w_given = _validation_data(validation_data)
             x_val = self._inputs("validation_data x", x_given, sparse_inputs)
             y_val, acc_val = self._targets("validation_data y", y_given, len(x_val))
-            val = (x_val, y_val, acc_val)
+            w_val = as_sample_weights(w_given, None, y_val, self.dtype, "validation_data ")
+            val = (x_val, y_val, acc_val, w_val)
         elif validation_split > 0:
             # Like Keras: the last fraction of the data, taken before any shuffling.
             n_train = int(len(x_all) * (1.0 - validation_split))
@@ -452,11 +464,12 @@ class Sequential:
                     f"{n_train} for training and {len(x_all) - n_train} for validation; "
                     "each needs at least 1"
                 )
-            acc_rest = None if acc_all is None else acc_all[n_train:]
-            val = (x_all[n_train:], y_all[n_train:], acc_rest)
+            tail = [None if a is None else a[n_train:] for a in (acc_all, w_all)]
+            val = (x_all[n_train:], y_all[n_train:], tail[0], tail[1])
             x_all, y_all = x_all[:n_train], y_all[:n_train]
             acc_all = None if acc_all is None else acc_all[:n_train]
-        return Trainer(self).fit((x_all, y_all, acc_all), val, plan)
+            w_all = None if w_all is None else w_all[:n_train]
+        return Trainer(self).fit((x_all, y_all, acc_all, w_all), val, plan)
 
     def _forward_backward(
         self,
@@ -539,18 +552,23 @@ class Sequential:
         y: Any,
         batch_size: int | None = None,
         verbose: int | str = "auto",
+        sample_weight: Any = None,
         return_dict: bool = False,
         sparse_inputs: bool | str | None = None,
     ) -> float | list[float] | dict[str, float]:
         """Loss (and metrics) on (x, y): ``[loss, *metrics]`` in compile order, the loss
         alone without metrics, or ``{"loss": ..., "accuracy": ...}`` with ``return_dict``.
-        ``verbose``: 1 (or "auto") a progress bar, 2 its closing line only, 0 nothing."""
+        ``verbose``: 1 (or "auto") a progress bar, 2 its closing line only, 0 nothing.
+        ``sample_weight`` weighs the loss as in :meth:`fit` (the metrics stay unweighted)."""
         self._require_compiled("evaluate")
         batch_size = _batch_size(batch_size)
         verbose = verbosity(verbose)
         x_all = self._inputs("x", x, sparse_inputs)
         y_all, acc_all = self._targets("y", y, len(x_all))
-        logs = self._evaluate_pass((x_all, y_all, acc_all), batch_size, "evaluate", verbose)
+        assert self.dtype is not None
+        weights = as_sample_weights(sample_weight, None, y_all, self.dtype)
+        data = (x_all, y_all, acc_all, weights)
+        logs = self._evaluate_pass(data, batch_size, "evaluate", verbose)
         return _results(logs, return_dict)
 
     def _evaluate_pass(
@@ -571,13 +589,19 @@ class Sequential:
         return logs
 
     def test_on_batch(
-        self, x: Any, y: Any, return_dict: bool = False
+        self, x: Any, y: Any, sample_weight: Any = None, return_dict: bool = False
     ) -> float | list[float] | dict[str, float]:
         """:meth:`evaluate` on (x, y) as a single batch, silently."""
-        return self.evaluate(x, y, verbose=0, return_dict=return_dict)
+        return self.evaluate(x, y, verbose=0, sample_weight=sample_weight,
+                             return_dict=return_dict)  # fmt: skip
 
     def train_on_batch(
-        self, x: Any, y: Any, return_dict: bool = False
+        self,
+        x: Any,
+        y: Any,
+        sample_weight: Any = None,
+        class_weight: dict[int, float] | None = None,
+        return_dict: bool = False,
     ) -> float | list[float] | dict[str, float]:
         """One training step on (x, y) as a single batch, the step ``fit`` runs; returns
         that batch's loss and metrics (before the update), as :meth:`evaluate` does."""
@@ -585,11 +609,13 @@ class Sequential:
         resolve_threads()
         x_all = self._inputs("x", x, None)
         y_all, acc_all = self._targets("y", y, len(x_all))
+        assert self.dtype is not None
+        weights = as_sample_weights(sample_weight, class_weight, y_all, self.dtype)
         backend = self._on_active_backend()
         assert self._workspace is not None
         trainer = Trainer(self)
         with backend.training_stream(), pass_threads_for(backend, x_all) as threads:
-            data = DeviceData(backend, self._workspace, "batch", x_all, y_all, acc_all)
+            data = DeviceData(backend, self._workspace, "batch", x_all, y_all, acc_all, weights)
             step = trainer.step(backend, data, None, len(x_all), "batch", threads)
             step.refresh()
             step.state.reset()

@@ -37,8 +37,9 @@ from fastnn.training import (
 if TYPE_CHECKING:  # pragma: no cover
     from fastnn.models import Sequential
 
-#: one pass's data: (x, y, metric targets or None), as ``Sequential`` prepared them
-Data = tuple[Any, np.ndarray, "np.ndarray | None"]
+#: one pass's data: (x, y, metric targets or None, sample weights or None), as
+#: ``Sequential`` prepared them
+Data = tuple[Any, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
 
 
 def pass_threads_for(backend: Backend, x: Any) -> Any:
@@ -276,8 +277,8 @@ class Trainer:
         tally = MetricTally(model, backend)
         running = functools.partial(self.running_logs, state, batch_size, data.n)
         for i, start in enumerate(range(0, data.n, batch_size)):
-            xb, yb, metric_yb = data.rows(start, min(start + batch_size, data.n))
-            arguments = head.arguments(metric_yb, training=False)
+            xb, yb, metric_yb, weights = data.rows(start, min(start + batch_size, data.n))
+            arguments = head.arguments(metric_yb, training=False, weights=weights)
             with threads.step(timed=timed and len(xb) == batch_size):
                 outputs = model._forward(
                     xb, training=False, logits=True, skip_bias="bias" in arguments

@@ -108,6 +108,7 @@ class DeviceData:
         x: np.ndarray | SparseRows,
         y: np.ndarray,
         metric_targets: np.ndarray | None,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.backend = backend
         self.n = len(x)
@@ -124,15 +125,21 @@ class DeviceData:
         if metric_targets is not None and self.metric == "own":
             self.metric_y = on_backend(backend, workspace, f"{prefix} metric y", metric_targets)
         self.sources = [self.x, self.y] + ([self.metric_y] if self.metric == "own" else [])
+        #: Keras's sample weights (n,), the last source when given
+        self.weighted = weights is not None
+        if weights is not None:
+            self.sources.append(on_backend(backend, workspace, f"{prefix} weights", weights))
 
     def buffers(self, workspace: Workspace, rows: int) -> list[Array]:
         """Workspace arrays for a batch of ``rows`` rows of each source."""
-        names = ("x", "y", "metric_y")
+        names = ["x", "y", "metric_y"][: len(self.sources) - self.weighted] + ["weights"] * (
+            self.weighted
+        )
         return [
             self._sparse_buffer(workspace, rows, a)
             if isinstance(a, SparseRows)
             else workspace.get(name, (rows, *a.shape[1:]), a.dtype)
-            for name, a in zip(names, self.sources, strict=False)
+            for name, a in zip(names, self.sources, strict=True)
         ]
 
     def _sparse_buffer(self, workspace: Workspace, rows: int, x: SparseRows) -> SparseRows:
@@ -144,12 +151,13 @@ class DeviceData:
             x.width,
         )
 
-    def split(self, batch: list[Array]) -> tuple[Array, Array, Array | None]:
-        """(x, y, metric targets) of a batch of :attr:`sources`."""
-        metric = {"none": None, "shared": batch[1], "own": batch[-1]}[self.metric]
-        return batch[0], batch[1], metric
+    def split(self, batch: list[Array]) -> tuple[Array, Array, Array | None, Array | None]:
+        """(x, y, metric targets, sample weights) of a batch of :attr:`sources`."""
+        weights = batch[-1] if self.weighted else None
+        metric = batch[2] if self.metric == "own" else batch[1] if self.metric == "shared" else None
+        return batch[0], batch[1], metric, weights
 
-    def rows(self, start: int, stop: int) -> tuple[Array, Array, Array | None]:
+    def rows(self, start: int, stop: int) -> tuple[Array, Array, Array | None, Array | None]:
         """Rows ``start:stop`` in order, as views."""
         return self.split([source[start:stop] for source in self.sources])
 
@@ -186,10 +194,12 @@ class Head:
     count: str | None
     threshold: float = 0.0
 
-    def arguments(self, metric_targets: Array | None, training: bool) -> dict[str, Any]:
+    def arguments(
+        self, metric_targets: Array | None, training: bool, weights: Array | None = None
+    ) -> dict[str, Any]:
         """The keyword arguments of ``Backend.loss_and_gradient`` for one batch."""
         layer = self.bias_layer
-        arguments: dict[str, Any] = {}
+        arguments: dict[str, Any] = {} if weights is None else {"weights": weights}
         if layer is not None:
             arguments["bias"] = layer.params["bias"]
             if training:
@@ -247,7 +257,9 @@ class Step:
         """
         model, optimizer = self.model, self.optimizer
         confusion = model.compiled is not None and model.compiled.confusion_metrics
-        if optimizer._slots is None or not replayable(model.layers) or confusion:
+        # sample weights run as array code, which allocates: such a step cannot replay
+        weighted = self.data.weighted
+        if optimizer._slots is None or not replayable(model.layers) or confusion or weighted:
             return None
         if self.arrays is None:
             arrays = (*self.data.sources, self.order, self.state.totals, self.state.cursor,
@@ -266,8 +278,8 @@ class Step:
             self.data.sources, self.order, self.state.cursor, self.batch_size,
             self.data.buffers(model._workspace, rows),
         )  # fmt: skip
-        xb, yb, metric_yb = self.data.split(batch)
-        head = self.head.arguments(metric_yb, training=True)
+        xb, yb, metric_yb, weights = self.data.split(batch)
+        head = self.head.arguments(metric_yb, training=True, weights=weights)
         loss, outputs = model._forward_backward(backend, xb, yb, self.state.totals, head)
         if backend.synchronous:  # the check costs nothing here: before the update
             value = float(loss)

@@ -194,3 +194,42 @@ def _check_length(name: str, array: np.ndarray, n_samples: int) -> None:
             f"x and {name} must have the same number of samples; x has {n_samples}, "
             f"{name} has {array.shape[0]}"
         )
+
+
+def as_sample_weights(
+    sample_weight: Any, class_weight: Any, targets: np.ndarray, dtype: np.dtype, prefix: str = ""
+) -> np.ndarray | None:
+    """Keras's per-sample weights (n,) of ``dtype`` from ``sample_weight`` ((n,) or (n, 1)
+    finite numbers) or ``class_weight`` ({class: weight}; classes not named weigh 1), with
+    ``targets`` the loss's targets: labels (n,), or rows (n, K) whose class is their argmax
+    (K > 1) or their rounded value (K = 1). None when neither is given."""
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError(
+            f"give {prefix}sample_weight or {prefix}class_weight, not both (as in Keras)"
+        )
+    n = len(targets)
+    if sample_weight is not None:
+        name = f"{prefix}sample_weight"
+        weights = as_numbers(name, sample_weight)
+        if weights.shape not in ((n,), (n, 1)):
+            raise ValueError(f"{name} must have shape ({n},), one weight a sample; "
+                             f"received shape {weights.shape}")  # fmt: skip
+        _check_all_finite(name, weights.reshape(n, -1))
+        return np.ascontiguousarray(weights.reshape(n), dtype=dtype)
+    if class_weight is None:
+        return None
+    if not isinstance(class_weight, dict) or not all(
+        isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in class_weight
+    ):
+        raise TypeError(
+            "class_weight must be a dict {class number: weight}, e.g. {0: 1.0, 1: 5.0}; "
+            f"received class_weight={shown(class_weight)}"
+        )
+    table = {int(k): check_finite(f"class_weight[{k}]", v) for k, v in class_weight.items()}
+    if targets.ndim == 1:
+        labels = targets
+    elif targets.shape[1] == 1:
+        labels = np.round(targets[:, 0])
+    else:
+        labels = targets.argmax(axis=1)
+    return np.array([table.get(int(label), 1.0) for label in labels], dtype=dtype)

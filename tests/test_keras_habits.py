@@ -576,3 +576,90 @@ def test_the_frozen_flag_and_its_optimizer_state_are_saved(suffix: str, tmp_path
         trained.fit(x_train, y_train, epochs=1, verbose=0, shuffle=False)
     for got, want in zip(loaded.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# ---------------------------------------------------------- sample weights
+def sgd_model(rate: float, loss: str = "sparse_categorical_crossentropy") -> fastnn.Sequential:
+    last = "sigmoid" if loss == "binary_crossentropy" else "linear" if loss == "mse" else "softmax"
+    model = fastnn.Sequential(
+        [layers.Dense(8, "tanh", input_dim=6), layers.Dense(3, last)], seed=0, dtype="float64"
+    )
+    model.compile(optimizer=fastnn.optimizers.SGD(rate), loss=loss, metrics=["accuracy"])
+    return model
+
+
+def targets_for(loss: str) -> np.ndarray:
+    if loss == "sparse_categorical_crossentropy":
+        return y_train
+    onehot = fastnn.utils.to_categorical(y_train, 3)
+    return onehot if loss != "mse" else onehot * 2 - 1
+
+
+@pytest.mark.parametrize(
+    "loss", ["sparse_categorical_crossentropy", "categorical_crossentropy",
+             "binary_crossentropy", "mse"],
+)  # fmt: skip
+@pytest.mark.parametrize("name", backend_params())
+def test_a_uniform_weight_scales_the_gradient(name: str, loss: str) -> None:
+    """Weights of 2 everywhere double every gradient: plain SGD at half the rate ends
+    where unweighted SGD does, on every backend and loss."""
+    y = targets_for(loss)
+    with fastnn.use_backend(name):
+        weighted, plain = sgd_model(0.05, loss), sgd_model(0.1, loss)
+        weighted.fit(x_train, y, epochs=2, batch_size=40, shuffle=False, verbose=0,
+                     sample_weight=np.full(len(y), 2.0))  # fmt: skip
+        plain.fit(x_train, y, epochs=2, batch_size=40, shuffle=False, verbose=0)
+    for got, want in zip(weighted.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", backend_params())
+def test_class_weight_is_each_samples_class_weight(name: str) -> None:
+    table = {0: 3.0, 2: 0.5}  # class 1 unnamed: weight 1
+    by_class, by_sample = sgd_model(0.1), sgd_model(0.1)
+    with fastnn.use_backend(name):
+        by_class.fit(x_train, y_train, epochs=1, batch_size=50, shuffle=False, verbose=0,
+                     class_weight=table)  # fmt: skip
+        weights = np.array([table.get(int(label), 1.0) for label in y_train])
+        by_sample.fit(x_train, y_train, epochs=1, batch_size=50, shuffle=False, verbose=0,
+                      sample_weight=weights)  # fmt: skip
+    for got, want in zip(by_class.get_weights(), by_sample.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", backend_params())
+def test_a_weighted_evaluate_is_keras_sum_over_the_batch_size(name: str) -> None:
+    weights = np.random.default_rng(4).random(len(x_test))
+    with fastnn.use_backend(name):
+        model = sgd_model(0.1)
+        model.fit(x_train, y_train, epochs=2, verbose=0)
+        got = model.evaluate(x_test, y_test, batch_size=16, verbose=0, sample_weight=weights,
+                             return_dict=True)  # fmt: skip
+        probabilities = model.predict(x_test, verbose=0)
+        history = model.fit(x_train, y_train, epochs=1, verbose=0,
+                            validation_data=(x_test, y_test, weights))  # fmt: skip
+        after = model.evaluate(x_test, y_test, verbose=0, sample_weight=weights, return_dict=True)
+    assert isinstance(got, dict)
+    want = fastnn.losses.SparseCategoricalCrossentropy()(y_test, probabilities, weights)
+    assert got["loss"] == pytest.approx(want, rel=1e-9)
+    assert got["accuracy"] == pytest.approx(float((probabilities.argmax(1) == y_test).mean()))
+    # ^ the metrics stay unweighted, as Keras's compiled metrics
+    assert isinstance(after, dict)
+    assert history.history["val_loss"][0] == pytest.approx(after["loss"], rel=1e-9)
+
+
+def test_weighted_steps_match_keras(tmp_path: Path) -> None:
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("h5py")
+    model = sgd_model(0.1)
+    model.fit(x_train, y_train, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    theirs = keras.models.load_model(tmp_path / "m.keras")
+    weights = np.random.default_rng(5).random(len(x_test))
+    ours = model.evaluate(x_test, y_test, verbose=0, sample_weight=weights, return_dict=True)
+    their_loss = theirs.evaluate(x_test, y_test, verbose=0, sample_weight=weights, batch_size=50)
+    assert isinstance(ours, dict) and ours["loss"] == pytest.approx(their_loss[0], rel=1e-5)
+    model.train_on_batch(x_test, y_test, sample_weight=weights)
+    theirs.train_on_batch(x_test, y_test, sample_weight=weights)
+    for got, want in zip(model.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(got, np.asarray(want), atol=1e-6)

@@ -498,6 +498,7 @@ class Backend(ABC):
         bias_grad: Array | None = None,
         totals: Array | None = None,
         count: Count | None = None,
+        weights: Array | None = None,
     ) -> tuple[Scalar, Array]:
         """The fused loss ``loss`` (one of :data:`LOSSES`) with what a step needs around it.
 
@@ -505,19 +506,30 @@ class Backend(ABC):
         layer's bias); ``bias_grad`` (K,) receives the gradient's column sums (that bias's
         gradient). ``totals`` (a float64 array laid out as :data:`TOTALS_START`) gets the
         batch's loss times its rows, the ``count`` for the accuracy metric and the step
-        added. Returns (mean loss, gradient w.r.t. the outputs (B, K)).
+        added. ``weights`` (B,), Keras's sample weights: the loss is then the sum of each
+        row's loss times its weight over B, and each row's gradient is scaled alike.
+        Returns (mean loss, gradient w.r.t. the outputs (B, K)).
         """
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; valid: " + ", ".join(LOSSES))
         if bias is not None:
             self.bias_add(outputs, bias, out=outputs)
         value, grad = getattr(self, loss)(outputs, targets, grad_out)
+        if weights is not None:
+            value = self.weighted_loss(loss, outputs, targets, weights, grad)
         if bias_grad is not None:
             self.sum_rows(grad, out=bias_grad)
         if totals is not None:
             correct = 0 if count is None else self._count(outputs, count)
             add_to_totals(totals, float(value), len(outputs), float(correct))
         return value, grad
+
+    def weighted_loss(
+        self, loss: str, outputs: Array, targets: Array, weights: Array, grad: Array
+    ) -> Scalar:
+        """Keras's weighted loss, ``sum(weights * row losses) / B``, and ``grad`` (the
+        unweighted loss's gradient, (B, K)) scaled in place row by row to match it."""
+        raise NotImplementedError(f"the {self.name} backend has no sample weights")
 
     def add_loss_term(self, totals: Array, value: Scalar, rows: int) -> None:
         """Add ``value``, a term of every sample's loss (a weight penalty), to a step's

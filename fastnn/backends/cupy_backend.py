@@ -388,10 +388,13 @@ class CupyBackend(NumpyBackend):
         bias_grad: Array | None = None,
         totals: Array | None = None,
         count: Count | None = None,
+        weights: Array | None = None,
     ) -> tuple[Scalar, Array]:
         if loss not in LOSSES:
             return super().loss_and_gradient(loss, outputs, targets, grad_out)  # it refuses
-        fits = totals is None or (totals.dtype == np.float64 and totals.flags.c_contiguous)
+        fits = weights is None and (  # sample weights: the array code, not yet a kernel
+            totals is None or (totals.dtype == np.float64 and totals.flags.c_contiguous)
+        )
         result = self._fused_loss(
             loss, outputs, targets, grad_out, bias, bias_grad, totals, count
         ) if fits else None  # fmt: skip
@@ -399,7 +402,7 @@ class CupyBackend(NumpyBackend):
             return result
         return super().loss_and_gradient(
             loss, outputs, targets, grad_out,
-            bias=bias, bias_grad=bias_grad, totals=totals, count=count,
+            bias=bias, bias_grad=bias_grad, totals=totals, count=count, weights=weights,
         )  # fmt: skip
 
     def _plain_loss(

@@ -285,6 +285,25 @@ class NumpyBackend(Backend):
         average += (1.0 - momentum) * value
 
     # ------------------------------------------------------------------ losses
+    def weighted_loss(
+        self, loss: str, outputs: Array, targets: Array, weights: Array, grad: Array
+    ) -> Scalar:
+        xp = self.xp
+        rows = outputs.shape[0]
+        if loss in ("sparse_softmax_cross_entropy", "softmax_cross_entropy"):
+            shifted, _, log_sums = self._log_softmax_parts(outputs)
+            if loss == "sparse_softmax_cross_entropy":
+                per_row = log_sums[:, 0] - shifted[xp.arange(rows), targets]
+            else:
+                per_row = (targets * (log_sums - shifted)).sum(axis=1)
+        elif loss == "sigmoid_binary_cross_entropy":
+            entries = xp.maximum(outputs, 0) - outputs * targets
+            per_row = (entries + xp.log1p(xp.exp(-xp.abs(outputs)))).mean(axis=1)
+        else:  # mean_squared_error
+            per_row = ((outputs - targets) ** 2).mean(axis=1)
+        grad *= weights[:, None]
+        return float((per_row * weights).sum() / rows)
+
     def _log_softmax_parts(self, logits: Array) -> tuple[Array, Array, Array]:
         """Return ``shifted = logits - rowmax``, ``exp(shifted)`` and ``log(sum(exp))``."""
         xp = self.xp
