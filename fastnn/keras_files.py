@@ -42,8 +42,8 @@ _FIXED: dict[str, dict[str, Any]] = {
     "Dropout": {"noise_shape": None},
     "Flatten": {"data_format": None},
 }  # fmt: skip
-_OPTIMIZER_FIXED: dict[str, Any] = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None,
-                    "clipvalue": None, "use_ema": False, "momentum": 0.0, "centered": False,
+_OPTIMIZER_FIXED: dict[str, Any] = {"weight_decay": None, "use_ema": False, "momentum": 0.0,
+                    "centered": False,
                     "amsgrad": False, "loss_scale_factor": None,
                     "gradient_accumulation_steps": None}  # fmt: skip
 
@@ -313,7 +313,7 @@ def _compile(model: Sequential, compiled: dict[str, Any]) -> None:
     known = {"SGD": ("learning_rate", "momentum", "nesterov"),
              "RMSprop": ("learning_rate", "rho", "epsilon"),
              "Adam": ("learning_rate", "beta_1", "beta_2", "epsilon")}[class_name]  # fmt: skip
-    arguments = {key: config[key] for key in known if key in config}
+    arguments = {key: config[key] for key in (*known, *optimizers.CLIPPING) if key in config}
     if not isinstance(arguments.get("learning_rate", 0.0), (int, float)):
         raise _refuse(f"a learning-rate schedule ({arguments['learning_rate']!r})")
     optimizer = optimizers.deserialize({"class_name": class_name, "config": arguments})

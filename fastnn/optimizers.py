@@ -36,11 +36,44 @@ def _check_learning_rate(value: object) -> float:
     return rate
 
 
-class Optimizer:
-    """Base class: subclasses name their update rule and its hyperparameters."""
+#: Keras's gradient clipping options, at most one of them set
+CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
 
-    def __init__(self, learning_rate: float) -> None:
+
+def _check_clipping(values: dict[str, Any]) -> tuple[str, float] | None:
+    """(the option set, its value) of Keras's clipping options, or None."""
+    given = {name: value for name, value in values.items() if value is not None}
+    if len(given) > 1:
+        shown_all = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        raise ValueError(f"only one of clipnorm, clipvalue and global_clipnorm can be set; "
+                         f"received {shown_all}")  # fmt: skip
+    for name, value in given.items():
+        number = check_finite(name, value)
+        if number <= 0:
+            raise ValueError(f"{name} must be > 0 (or None); received {name}={shown(value)}")
+        return name, number
+    return None
+
+
+class Optimizer:
+    """Base class: subclasses name their update rule and its hyperparameters.
+
+    ``clipnorm`` (each gradient's L2 norm at most that), ``clipvalue`` (each entry within
+    +-that) or ``global_clipnorm`` (all gradients' joint norm at most that) clip the
+    gradients before the update, as Keras does (at most one of them).
+    """
+
+    def __init__(
+        self,
+        learning_rate: float,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+    ) -> None:
         self.learning_rate = _check_learning_rate(learning_rate)
+        self.clipping = _check_clipping(
+            {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+        )
         self._slots: list[dict[str, Array]] | None = None
         self._slot_tuples: list[tuple[Array, ...]] = []  # the slots in update order
         #: steps taken, on the backend beside the slots (where a GPU step advances it)
@@ -89,6 +122,8 @@ class Optimizer:
             )
         if self._backend is not backend or len(self._slot_tuples) != len(self._slots):
             self._attach(backend)
+        if self.clipping is not None:
+            backend.clip_gradients(grads, *self.clipping)
         backend.apply_updates(
             self.update_rule, params, grads, self._slot_tuples, self.hyperparameters(), self._state
         )
@@ -106,7 +141,8 @@ class Optimizer:
         return [*slots, self._state]
 
     def get_config(self) -> dict[str, Any]:
-        return {"learning_rate": self.learning_rate}
+        clipping = {} if self.clipping is None else {self.clipping[0]: self.clipping[1]}
+        return {"learning_rate": self.learning_rate, **clipping}
 
     def get_state(self, backend: Backend) -> list[np.ndarray]:
         """Slot arrays on the host, parameter by parameter, in ``slot_names`` order."""
@@ -154,10 +190,14 @@ class SGD(Optimizer):
     """
 
     def __init__(
-        self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False
+        self,
+        learning_rate: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        **clipping: float | None,
     ) -> None:
         momentum = _check_range("momentum", momentum, 0.0, 1.0, False)
-        super().__init__(learning_rate)
+        super().__init__(learning_rate, **clipping)
         self.momentum = momentum
         self.nesterov = bool(nesterov)
 
@@ -177,8 +217,14 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     """``v = rho * v + (1 - rho) * g**2``; ``w -= lr * g / sqrt(v + epsilon)``."""
 
-    def __init__(self, learning_rate: float = 1e-3, rho: float = 0.9, epsilon: float = 1e-7):
-        super().__init__(learning_rate)
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        rho: float = 0.9,
+        epsilon: float = 1e-7,
+        **clipping: float | None,
+    ) -> None:
+        super().__init__(learning_rate, **clipping)
         self.rho = _check_range("rho", rho, 0.0, 1.0, True)
         self.epsilon = _check_range("epsilon", epsilon, 0.0, math.inf, True)
 
@@ -201,8 +247,9 @@ class Adam(Optimizer):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        **clipping: float | None,
     ) -> None:
-        super().__init__(learning_rate)
+        super().__init__(learning_rate, **clipping)
         self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, True)
         self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, True)
         self.epsilon = _check_range("epsilon", epsilon, 0.0, math.inf, True)

@@ -372,6 +372,8 @@ CASES: list[Case] = [
     # ---- files, data, recipes
     Case("trainable-changed", _freeze_after_training, E,
          ("trains 2 weights but this optimizer has state for 4", "compile")),
+    Case("two-clipping-options", lambda: fastnn.optimizers.Adam(clipnorm=1.0, clipvalue=0.5),
+         E, ("only one of clipnorm, clipvalue and global_clipnorm", "clipvalue=0.5")),
     Case("keras-file-lambda", lambda: _load_fixture("lambda.keras"), E,
          ("holds the layer 'Lambda'", "fastnn cannot read it")),
     Case("export-format", lambda: _built().export("m.savedmodel", format="tf_saved_model"), E,

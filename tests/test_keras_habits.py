@@ -663,3 +663,62 @@ def test_weighted_steps_match_keras(tmp_path: Path) -> None:
     theirs.train_on_batch(x_test, y_test, sample_weight=weights)
     for got, want in zip(model.get_weights(), theirs.get_weights(), strict=True):
         np.testing.assert_allclose(got, np.asarray(want), atol=1e-6)
+
+
+# ---------------------------------------------------------------- clipping
+def clipped(grads: list[np.ndarray], option: str, limit: float) -> list[np.ndarray]:
+    """Keras's clipping rules, written out on NumPy arrays."""
+    if option == "clipvalue":
+        return [np.clip(g, -limit, limit) for g in grads]
+    if option == "clipnorm":
+        return [g * limit / max(np.sqrt((g * g).sum()), limit) for g in grads]
+    norm = np.sqrt(sum((g * g).sum() for g in grads))
+    return [g * min(1.0, limit / norm) for g in grads]
+
+
+@pytest.mark.parametrize(
+    "option, limit", [("clipnorm", 0.05), ("clipvalue", 0.01), ("global_clipnorm", 0.1)]
+)
+@pytest.mark.parametrize("name", backend_params())
+def test_clipping_limits_the_step_as_keras_does(name: str, option: str, limit: float) -> None:
+    with fastnn.use_backend(name):
+        model = fastnn.Sequential(
+            [layers.Dense(8, "relu", input_dim=6), layers.Dense(3, "softmax")],
+            seed=0, dtype="float64",
+        )  # fmt: skip
+        model.compile(optimizer=fastnn.optimizers.SGD(0.5, **{option: limit}),
+                      loss="sparse_categorical_crossentropy")  # fmt: skip
+        before = model.get_weights()
+        _, grads = model.compute_gradients(x_test, y_test)
+        model.train_on_batch(x_test, y_test)
+    want = [w - 0.5 * g for w, g in zip(before, clipped(grads, option, limit), strict=True)]
+    for got, expected in zip(model.get_weights(), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+    assert not all(  # the limit bit: unclipped, the step would differ
+        np.allclose(w - 0.5 * g, e) for w, g, e in zip(before, grads, want, strict=True)
+    )
+
+
+def test_two_clipping_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="only one of clipnorm, clipvalue and global_clipnorm"):
+        fastnn.optimizers.Adam(clipnorm=1.0, clipvalue=0.5)
+    with pytest.raises(ValueError, match=r"clipnorm must be > 0 \(or None\); received clipnorm=-1"):
+        fastnn.optimizers.RMSprop(clipnorm=-1)
+
+
+def test_clipped_optimizers_save_and_match_keras(tmp_path: Path) -> None:
+    model = sgd_model(0.5)
+    model.compile(optimizer=fastnn.optimizers.Adam(0.01, global_clipnorm=0.2),
+                  loss="sparse_categorical_crossentropy")  # fmt: skip
+    model.build((None, 6))
+    model.save(tmp_path / "m.npz")
+    assert fastnn.load_model(tmp_path / "m.npz").optimizer.get_config()["global_clipnorm"] == 0.2  # type: ignore[union-attr]
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("h5py")
+    model.save(tmp_path / "m.keras")
+    theirs = keras.models.load_model(tmp_path / "m.keras")
+    assert theirs.optimizer.global_clipnorm == pytest.approx(0.2)
+    model.train_on_batch(x_test, y_test)
+    theirs.train_on_batch(x_test, y_test)
+    for got, want in zip(model.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(got, np.asarray(want), atol=1e-6)

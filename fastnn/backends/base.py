@@ -531,6 +531,12 @@ class Backend(ABC):
         unweighted loss's gradient, (B, K)) scaled in place row by row to match it."""
         raise NotImplementedError(f"the {self.name} backend has no sample weights")
 
+    def clip_gradients(self, grads: list[Array], option: str, limit: float) -> None:
+        """Keras's gradient clipping, in place: ``option`` "clipnorm" scales each gradient
+        whose L2 norm exceeds ``limit`` down to it, "global_clipnorm" all of them by their
+        joint norm, "clipvalue" clips each entry to [-limit, limit]."""
+        raise NotImplementedError(f"the {self.name} backend has no gradient clipping")
+
     def add_loss_term(self, totals: Array, value: Scalar, rows: int) -> None:
         """Add ``value``, a term of every sample's loss (a weight penalty), to a step's
         entry in ``totals`` (after :meth:`loss_and_gradient` made it)."""

@@ -304,6 +304,25 @@ class NumpyBackend(Backend):
         grad *= weights[:, None]
         return float((per_row * weights).sum() / rows)
 
+    def clip_gradients(self, grads: list[Array], option: str, limit: float) -> None:
+        xp = self.xp
+        if option == "clipvalue":
+            for grad in grads:
+                xp.clip(grad, -limit, limit, out=grad)
+            return
+        # norms as 0-d arrays, so that a GPU never waits for them; an infinite or NaN norm
+        # makes the scale NaN, as in Keras
+        if option == "clipnorm":
+            for grad in grads:
+                norm = xp.sqrt((grad * grad).sum())
+                grad *= limit / xp.maximum(norm, limit)
+            return
+        norm = xp.sqrt(sum((grad * grad).sum() for grad in grads))
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero norm: a scale of 1
+            scale = limit * xp.minimum(1.0 / norm, 1.0 / limit) + (norm - norm)
+        for grad in grads:
+            grad *= scale.astype(grad.dtype)
+
     def _log_softmax_parts(self, logits: Array) -> tuple[Array, Array, Array]:
         """Return ``shifted = logits - rowmax``, ``exp(shifted)`` and ``log(sum(exp))``."""
         xp = self.xp
