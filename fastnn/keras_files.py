@@ -42,7 +42,7 @@ _FIXED: dict[str, dict[str, Any]] = {
     "Dropout": {"noise_shape": None},
     "Flatten": {"data_format": None},
 }  # fmt: skip
-_OPTIMIZER_FIXED: dict[str, Any] = {"weight_decay": None, "use_ema": False, "momentum": 0.0,
+_OPTIMIZER_FIXED: dict[str, Any] = {"use_ema": False, "momentum": 0.0,
                     "centered": False,
                     "amsgrad": False, "loss_scale_factor": None,
                     "gradient_accumulation_steps": None}  # fmt: skip
@@ -305,15 +305,17 @@ def _input_shape(config: dict[str, Any], entries: list[dict[str, Any]]) -> list[
 def _compile(model: Sequential, compiled: dict[str, Any]) -> None:
     entry = compiled["optimizer"]
     class_name = _name_of(entry, "optimizer")
-    if class_name not in ("SGD", "RMSprop", "Adam"):
+    if class_name not in ("SGD", "RMSprop", "Adam", "AdamW"):
         raise _refuse(f"the optimizer {class_name!r}")
     config = entry.get("config", {}) if isinstance(entry, dict) else {}
     _check_fixed(class_name, {k: v for k, v in config.items() if k != "momentum"}
                  if class_name == "SGD" else config, _OPTIMIZER_FIXED)  # fmt: skip
     known = {"SGD": ("learning_rate", "momentum", "nesterov"),
              "RMSprop": ("learning_rate", "rho", "epsilon"),
-             "Adam": ("learning_rate", "beta_1", "beta_2", "epsilon")}[class_name]  # fmt: skip
-    arguments = {key: config[key] for key in (*known, *optimizers.CLIPPING) if key in config}
+             "Adam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
+             "AdamW": ("learning_rate", "beta_1", "beta_2", "epsilon")}[class_name]  # fmt: skip
+    options = (*known, *optimizers.CLIPPING, "weight_decay")
+    arguments = {key: config[key] for key in options if key in config}
     if not isinstance(arguments.get("learning_rate", 0.0), (int, float)):
         raise _refuse(f"a learning-rate schedule ({arguments['learning_rate']!r})")
     optimizer = optimizers.deserialize({"class_name": class_name, "config": arguments})

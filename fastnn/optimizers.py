@@ -60,7 +60,8 @@ class Optimizer:
 
     ``clipnorm`` (each gradient's L2 norm at most that), ``clipvalue`` (each entry within
     +-that) or ``global_clipnorm`` (all gradients' joint norm at most that) clip the
-    gradients before the update, as Keras does (at most one of them).
+    gradients before the update, as Keras does (at most one of them); ``weight_decay``
+    shrinks every trained weight by ``weight_decay * learning_rate`` of itself first.
     """
 
     def __init__(
@@ -69,8 +70,14 @@ class Optimizer:
         clipnorm: float | None = None,
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
+        weight_decay: float | None = None,
     ) -> None:
         self.learning_rate = _check_learning_rate(learning_rate)
+        #: Keras's decoupled weight decay: ``w -= w * weight_decay * lr`` before each update
+        self.weight_decay = (
+            None if weight_decay is None else _check_range(
+                "weight_decay", weight_decay, 0.0, math.inf, True)
+        )  # fmt: skip
         self.clipping = _check_clipping(
             {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
         )
@@ -124,6 +131,8 @@ class Optimizer:
             self._attach(backend)
         if self.clipping is not None:
             backend.clip_gradients(grads, *self.clipping)
+        if self.weight_decay:
+            backend.decay_weights(params, self.weight_decay, self.learning_rate)
         backend.apply_updates(
             self.update_rule, params, grads, self._slot_tuples, self.hyperparameters(), self._state
         )
@@ -141,8 +150,10 @@ class Optimizer:
         return [*slots, self._state]
 
     def get_config(self) -> dict[str, Any]:
-        clipping = {} if self.clipping is None else {self.clipping[0]: self.clipping[1]}
-        return {"learning_rate": self.learning_rate, **clipping}
+        options = {} if self.clipping is None else {self.clipping[0]: self.clipping[1]}
+        if self.weight_decay is not None:
+            options["weight_decay"] = self.weight_decay
+        return {"learning_rate": self.learning_rate, **options}
 
     def get_state(self, backend: Backend) -> list[np.ndarray]:
         """Slot arrays on the host, parameter by parameter, in ``slot_names`` order."""
@@ -273,8 +284,25 @@ class Adam(Optimizer):
         }
 
 
-_CLASSES: dict[str, type[Optimizer]] = {"SGD": SGD, "RMSprop": RMSprop, "Adam": Adam}
-NAMES: tuple[str, ...] = ("sgd", "rmsprop", "adam")
+class AdamW(Adam):
+    """Adam with decoupled weight decay, Keras's defaults (``weight_decay=0.004``)."""
+
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **clipping: float | None,
+    ) -> None:
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay=weight_decay,
+                         **clipping)  # fmt: skip
+
+
+_CLASSES: dict[str, type[Optimizer]] = {"SGD": SGD, "RMSprop": RMSprop, "Adam": Adam,
+                                        "AdamW": AdamW}  # fmt: skip
+NAMES: tuple[str, ...] = ("sgd", "rmsprop", "adam", "adamw")
 
 
 def get(identifier: str | Optimizer) -> Optimizer:

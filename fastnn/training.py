@@ -257,8 +257,10 @@ class Step:
         """
         model, optimizer = self.model, self.optimizer
         confusion = model.compiled is not None and model.compiled.confusion_metrics
-        # sample weights and clipping run as array code, which allocates: no replay
+        # sample weights, clipping and weight decay run as array code, which allocates:
+        # such a step cannot replay
         weighted = self.data.weighted or optimizer.clipping is not None
+        weighted = weighted or bool(optimizer.weight_decay)
         if optimizer._slots is None or not replayable(model.layers) or confusion or weighted:
             return None
         if self.arrays is None:

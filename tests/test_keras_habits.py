@@ -722,3 +722,37 @@ def test_clipped_optimizers_save_and_match_keras(tmp_path: Path) -> None:
     theirs.train_on_batch(x_test, y_test)
     for got, want in zip(model.get_weights(), theirs.get_weights(), strict=True):
         np.testing.assert_allclose(got, np.asarray(want), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", backend_params())
+def test_weight_decay_shrinks_the_weights_before_the_step(name: str) -> None:
+    with fastnn.use_backend(name):
+        model = sgd_model(0.5)
+        model.compile(optimizer=fastnn.optimizers.SGD(0.5, weight_decay=0.1),
+                      loss="sparse_categorical_crossentropy")  # fmt: skip
+        model.build((None, 6))
+        before = model.get_weights()
+        _, grads = model.compute_gradients(x_test, y_test)
+        model.train_on_batch(x_test, y_test)
+    for got, w, g in zip(model.get_weights(), before, grads, strict=True):
+        np.testing.assert_allclose(got, (w - w * 0.1 * 0.5) - 0.5 * g, rtol=1e-12, atol=1e-14)
+
+
+def test_adamw_is_adam_with_keras_decay(tmp_path: Path) -> None:
+    model = sgd_model(0.5)
+    model.compile(optimizer="adamw", loss="sparse_categorical_crossentropy")
+    assert isinstance(model.optimizer, fastnn.optimizers.AdamW)
+    assert model.optimizer.get_config()["weight_decay"] == 0.004
+    model.fit(x_train, y_train, epochs=1, verbose=0)
+    model.save(tmp_path / "m.npz")
+    assert isinstance(fastnn.load_model(tmp_path / "m.npz").optimizer, fastnn.optimizers.AdamW)
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("h5py")
+    model.save(tmp_path / "m.keras")
+    theirs = keras.models.load_model(tmp_path / "m.keras")
+    assert type(theirs.optimizer).__name__ == "AdamW"
+    for _ in range(3):
+        model.train_on_batch(x_test, y_test)
+        theirs.train_on_batch(x_test, y_test)
+    for got, want in zip(model.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(got, np.asarray(want), atol=1e-6)

@@ -537,6 +537,10 @@ class Backend(ABC):
         joint norm, "clipvalue" clips each entry to [-limit, limit]."""
         raise NotImplementedError(f"the {self.name} backend has no gradient clipping")
 
+    def decay_weights(self, params: list[Array], weight_decay: float, rate: float) -> None:
+        """Keras's decoupled weight decay, in place: ``w -= w * weight_decay * rate``."""
+        raise NotImplementedError(f"the {self.name} backend has no weight decay")
+
     def add_loss_term(self, totals: Array, value: Scalar, rows: int) -> None:
         """Add ``value``, a term of every sample's loss (a weight penalty), to a step's
         entry in ``totals`` (after :meth:`loss_and_gradient` made it)."""

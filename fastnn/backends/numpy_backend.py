@@ -323,6 +323,11 @@ class NumpyBackend(Backend):
         for grad in grads:
             grad *= scale.astype(grad.dtype)
 
+    def decay_weights(self, params: list[Array], weight_decay: float, rate: float) -> None:
+        for param in params:  # in the weight's precision, in Keras's order of operations
+            dtype = param.dtype.type
+            param -= param * dtype(weight_decay) * dtype(rate)
+
     def _log_softmax_parts(self, logits: Array) -> tuple[Array, Array, Array]:
         """Return ``shifted = logits - rowmax``, ``exp(shifted)`` and ``log(sum(exp))``."""
         xp = self.xp
