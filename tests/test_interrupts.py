@@ -30,6 +30,15 @@ def _model() -> fastnn.Sequential:
     return model
 
 
+@pytest.fixture(autouse=True)
+def _sigint_as_in_a_terminal() -> Any:
+    """Python's own SIGINT handler, as in a terminal. A job started in the background
+    inherits SIGINT ignored, and fit rightly leaves an ignored Ctrl-C alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _ctrl_c() -> None:
     """What the terminal does on Ctrl-C: SIGINT to this process (delivered to the main thread)."""
     signal.raise_signal(signal.SIGINT)
