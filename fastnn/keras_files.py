@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import time
 import zipfile
 from pathlib import Path
@@ -25,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastnn import losses, optimizers, regularizers
-from fastnn.layers import Activation, BatchNormalization, Dense, Dropout, Flatten, Layer
+from fastnn.layers import (
+    Activation,
+    BatchNormalization,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    snake_case,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastnn.models import Sequential
@@ -56,10 +63,6 @@ def _h5py() -> Any:
             '.keras files need h5py: pip install -e ".[keras]" (or pip install h5py)'
         ) from error
     return h5py
-
-
-def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _object(module: str, class_name: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +201,7 @@ def _restore_optimizer(model: Sequential, group: Any) -> None:
 
 def _unique(class_name: str, used: dict[str, int]) -> str:
     """Keras's path for the next saveable of a class: ``dense``, ``dense_1``, ..."""
-    base = _snake_case(class_name)
+    base = snake_case(class_name)
     count = used.get(base, 0)
     used[base] = count + 1
     return base if count == 0 else f"{base}_{count}"
@@ -335,7 +338,7 @@ def _compile(model: Sequential, compiled: dict[str, Any]) -> None:
             )
         )
     metrics = [_name_of(metric, "metric") for metric in compiled.get("metrics") or []]
-    model.compile(optimizer=optimizer, loss=loss, metrics=[_snake_case(m) if m[0].isupper()
+    model.compile(optimizer=optimizer, loss=loss, metrics=[snake_case(m) if m[0].isupper()
                                                            else m for m in metrics])  # fmt: skip
 
 

@@ -9,6 +9,7 @@ its first steps. ``backward`` consumes its ``dy`` argument (it may overwrite it)
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,11 @@ def check_activation(activation: str | None) -> str:
         f"unknown activation {shown(activation)}; valid: None, "
         + ", ".join(repr(a) for a in ACTIVATIONS)
     )
+
+
+def snake_case(name: str) -> str:
+    """``BatchNormalization`` -> ``batch_normalization``: Keras's names for a class."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _check_sample_shape(shape: Any, argument: str) -> tuple[int, ...]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,7 +27,15 @@ from fastnn.backends import Array, Backend, Scalar, get_backend
 from fastnn.callbacks import Callback, History
 from fastnn.compiled import Compiled
 from fastnn.config import check_seed, make_rng, resolve_dtype
-from fastnn.layers import Dense, InputLayer, Layer, Workspace, _ActivatedLayer, from_config
+from fastnn.layers import (
+    Dense,
+    InputLayer,
+    Layer,
+    Workspace,
+    _ActivatedLayer,
+    from_config,
+    snake_case,
+)
 from fastnn.progress import pass_bar, verbosity
 from fastnn.sparse import (
     SparseRows,
@@ -101,10 +108,6 @@ def _validation_data(value: object) -> tuple[Any, Any, Any]:
     return value[0], value[1], value[2] if len(value) == 3 else None
 
 
-def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 class Sequential:
     """A linear stack of layers, trained with hand-written backpropagation."""
 
@@ -161,7 +164,7 @@ class Sequential:
             layer.sample_in = self._input_shape
         taken = {existing.name for existing in self.layers}
         if layer.name is None:
-            base = _snake_case(type(layer).__name__)
+            base = snake_case(type(layer).__name__)
             layer.name = base
             suffix = 0
             while layer.name in taken:
@@ -491,7 +494,7 @@ class Sequential:
         loss, grad = self.loss.fused(backend, outputs, yb, grad_buffer, totals=totals, **head)
         # Backward stops at the first layer with weights to train: none before it needs one.
         first_trainable = next(
-            (i for i, layer in enumerate(self.layers) if layer.trainable_weights),
+            (i for i, layer in enumerate(self.layers) if layer.trainable and layer.params),
             len(self.layers),
         )
         for i in range(len(self.layers) - 1, first_trainable - 1, -1):

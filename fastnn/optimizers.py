@@ -89,6 +89,11 @@ class Optimizer:
         self._iterations = 0  # the count while there is no state on a backend
 
     @property
+    def adjusts_gradients(self) -> bool:
+        """Whether a step clips the gradients or decays the weights before its update."""
+        return self.clipping is not None or bool(self.weight_decay)
+
+    @property
     def update_rule(self) -> str:
         """The backend update this optimizer runs (a key of ``UPDATE_RULES``)."""
         raise NotImplementedError
@@ -129,10 +134,11 @@ class Optimizer:
             )
         if self._backend is not backend or len(self._slot_tuples) != len(self._slots):
             self._attach(backend)
-        if self.clipping is not None:
-            backend.clip_gradients(grads, *self.clipping)
-        if self.weight_decay:
-            backend.decay_weights(params, self.weight_decay, self.learning_rate)
+        if self.adjusts_gradients:
+            if self.clipping is not None:
+                backend.clip_gradients(grads, *self.clipping)
+            if self.weight_decay:
+                backend.decay_weights(params, self.weight_decay, self.learning_rate)
         backend.apply_updates(
             self.update_rule, params, grads, self._slot_tuples, self.hyperparameters(), self._state
         )

@@ -129,17 +129,17 @@ class DeviceData:
         self.weighted = weights is not None
         if weights is not None:
             self.sources.append(on_backend(backend, workspace, f"{prefix} weights", weights))
+        #: each source's name for its batch buffers in the workspace
+        self.names = ["x", "y", *(["metric_y"] if self.metric == "own" else [])]
+        self.names += ["weights"] if self.weighted else []
 
     def buffers(self, workspace: Workspace, rows: int) -> list[Array]:
         """Workspace arrays for a batch of ``rows`` rows of each source."""
-        names = ["x", "y", "metric_y"][: len(self.sources) - self.weighted] + ["weights"] * (
-            self.weighted
-        )
         return [
             self._sparse_buffer(workspace, rows, a)
             if isinstance(a, SparseRows)
             else workspace.get(name, (rows, *a.shape[1:]), a.dtype)
-            for name, a in zip(names, self.sources, strict=True)
+            for name, a in zip(self.names, self.sources, strict=True)
         ]
 
     def _sparse_buffer(self, workspace: Workspace, rows: int, x: SparseRows) -> SparseRows:
@@ -259,9 +259,8 @@ class Step:
         confusion = model.compiled is not None and model.compiled.confusion_metrics
         # sample weights, clipping and weight decay run as array code, which allocates:
         # such a step cannot replay
-        weighted = self.data.weighted or optimizer.clipping is not None
-        weighted = weighted or bool(optimizer.weight_decay)
-        if optimizer._slots is None or not replayable(model.layers) or confusion or weighted:
+        array_code = self.data.weighted or optimizer.adjusts_gradients
+        if optimizer._slots is None or not replayable(model.layers) or confusion or array_code:
             return None
         if self.arrays is None:
             arrays = (*self.data.sources, self.order, self.state.totals, self.state.cursor,
