@@ -49,9 +49,7 @@ _FIXED: dict[str, dict[str, Any]] = {
     "Dropout": {"noise_shape": None},
     "Flatten": {"data_format": None},
 }  # fmt: skip
-_OPTIMIZER_FIXED: dict[str, Any] = {"use_ema": False, "momentum": 0.0,
-                    "centered": False,
-                    "amsgrad": False, "loss_scale_factor": None,
+_OPTIMIZER_FIXED: dict[str, Any] = {"use_ema": False, "loss_scale_factor": None,
                     "gradient_accumulation_steps": None}  # fmt: skip
 
 
@@ -168,13 +166,15 @@ def write_keras(model: Sequential, path: str | os.PathLike[str]) -> None:
 
 def _optimizer_variables(model: Sequential) -> list[np.ndarray]:
     """Keras's optimizer variables: the step count, the learning rate, then each trainable
-    weight's slots in Keras's order (Adam: momentum then velocity), which are fastnn's
-    (the same update rules); zeros for an optimizer that has not stepped yet."""
+    weight's slots in Keras's order (``Optimizer.state_order``: Adam's momentum and
+    velocity weight by weight, then amsgrad's velocity_hat; RMSprop's velocities, then
+    momentums, then average gradients), which are fastnn's (the same update rules);
+    zeros for an optimizer that has not stepped yet."""
     optimizer, backend = model.optimizer, model.backend
     assert optimizer is not None and backend is not None
     params, _ = model._trained()
     slots = optimizer.get_state(backend) or [
-        np.zeros(p.shape, model.dtype) for p in params for _ in optimizer.slot_names
+        np.zeros(params[i].shape, model.dtype) for i, _ in optimizer.state_order(len(params))
     ]
     count = np.array(optimizer.iterations, np.int64)
     return [count, np.array(optimizer.learning_rate, np.float32), *slots]
@@ -311,12 +311,12 @@ def _compile(model: Sequential, compiled: dict[str, Any]) -> None:
     if class_name not in ("SGD", "RMSprop", "Adam", "AdamW"):
         raise _refuse(f"the optimizer {class_name!r}")
     config = entry.get("config", {}) if isinstance(entry, dict) else {}
-    _check_fixed(class_name, {k: v for k, v in config.items() if k != "momentum"}
-                 if class_name == "SGD" else config, _OPTIMIZER_FIXED)  # fmt: skip
+    _check_fixed(class_name, config, _OPTIMIZER_FIXED)
     known = {"SGD": ("learning_rate", "momentum", "nesterov"),
-             "RMSprop": ("learning_rate", "rho", "epsilon"),
-             "Adam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
-             "AdamW": ("learning_rate", "beta_1", "beta_2", "epsilon")}[class_name]  # fmt: skip
+             "RMSprop": ("learning_rate", "rho", "momentum", "epsilon", "centered"),
+             "Adam": ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"),
+             "AdamW": ("learning_rate", "beta_1", "beta_2", "epsilon",
+                       "amsgrad")}[class_name]  # fmt: skip
     options = (*known, *optimizers.CLIPPING, "weight_decay")
     arguments = {key: config[key] for key in options if key in config}
     if not isinstance(arguments.get("learning_rate", 0.0), (int, float)):

@@ -36,6 +36,13 @@ def _check_learning_rate(value: object) -> float:
     return rate
 
 
+def _check_flag(name: str, value: object) -> bool:
+    """``value`` as a bool, refusing anything but True and False (and NumPy's bools)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; received {name}={shown(value)}")
+    return bool(value)
+
+
 #: Keras's gradient clipping options, at most one of them set
 CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
 
@@ -81,8 +88,7 @@ class Optimizer:
         self.clipping = _check_clipping(
             {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
         )
-        self._slots: list[dict[str, Array]] | None = None
-        self._slot_tuples: list[tuple[Array, ...]] = []  # the slots in update order
+        self._slots: list[dict[str, Array]] | None = None  # per parameter, by slot name
         #: steps taken, on the backend beside the slots (where a GPU step advances it)
         self._state: Array = None
         self._backend: Backend | None = None
@@ -99,9 +105,21 @@ class Optimizer:
         raise NotImplementedError
 
     @property
+    def slot_groups(self) -> tuple[tuple[str, ...], ...]:
+        """The per-parameter state arrays (zeros shaped like the parameter at first), in
+        groups as Keras creates them: its file holds each group for every parameter in
+        turn (Adam: each weight's m and v, then, with amsgrad, every weight's v_hat)."""
+        return (UPDATE_RULES[self.update_rule],)
+
+    @property
     def slot_names(self) -> tuple[str, ...]:
-        """The per-parameter state arrays, created as zeros shaped like the parameter."""
-        return UPDATE_RULES[self.update_rule]
+        """Every per-parameter state array's name (keywords of the backend's update)."""
+        return tuple(name for group in self.slot_groups for name in group)
+
+    def state_order(self, parameters: int) -> list[tuple[int, str]]:
+        """(parameter index, slot name) of each state array in Keras's order."""
+        return [(i, name) for group in self.slot_groups for i in range(parameters)
+                for name in group]  # fmt: skip
 
     def hyperparameters(self) -> dict[str, Any]:
         """The update's keyword arguments besides the arrays (and Adam's step)."""
@@ -132,7 +150,7 @@ class Optimizer:
                 f"{len(self._slots)}: a layer's trainable flag changed since its first step; "
                 "call model.compile(...) again, as Keras requires"
             )
-        if self._backend is not backend or len(self._slot_tuples) != len(self._slots):
+        if self._backend is not backend:
             self._attach(backend)
         if self.adjusts_gradients:
             if self.clipping is not None:
@@ -140,15 +158,14 @@ class Optimizer:
             if self.weight_decay:
                 backend.decay_weights(params, self.weight_decay, self.learning_rate)
         backend.apply_updates(
-            self.update_rule, params, grads, self._slot_tuples, self.hyperparameters(), self._state
+            self.update_rule, params, grads, self._slots, self.hyperparameters(), self._state
         )
 
     def _attach(self, backend: Backend) -> None:
-        """Keep the step count on ``backend`` from now on, and the slots in update order."""
+        """Keep the step count on ``backend`` from now on."""
         count = self.iterations
         self._state = backend.asarray(np.array([count, 0], dtype=np.uint64))
         self._backend = backend
-        self._slot_tuples = [tuple(s[name] for name in self.slot_names) for s in self._slots or []]
 
     def slot_arrays(self) -> list[Array]:
         """Every state array, parameter by parameter, and the step count's."""
@@ -162,30 +179,29 @@ class Optimizer:
         return {"learning_rate": self.learning_rate, **options}
 
     def get_state(self, backend: Backend) -> list[np.ndarray]:
-        """Slot arrays on the host, parameter by parameter, in ``slot_names`` order."""
+        """Slot arrays on the host, in :meth:`state_order`."""
         if self._slots is None:
             return []
-        return [backend.to_numpy(slots[name]) for slots in self._slots for name in self.slot_names]
+        slots = self._slots
+        return [backend.to_numpy(slots[i][name]) for i, name in self.state_order(len(slots))]
 
     def set_state(
         self, backend: Backend, iterations: int, arrays: list[np.ndarray], params: list[Array]
     ) -> None:
         """Restore what :meth:`get_state` returned, checking it fits ``params``."""
-        per_param = len(self.slot_names)
-        if len(arrays) != per_param * len(params):
+        order = self.state_order(len(params))
+        if len(arrays) != len(order):
             raise ValueError(
                 f"{type(self).__name__} state has {len(arrays)} arrays; expected "
-                f"{per_param} per parameter x {len(params)} parameters"
+                f"{len(self.slot_names)} per parameter x {len(params)} parameters"
             )
-        slots = []
-        for i, param in enumerate(params):
-            group = arrays[i * per_param : (i + 1) * per_param]
-            if any(a.shape != param.shape for a in group):
+        slots: list[dict[str, Array]] = [{} for _ in params]
+        for (i, name), array in zip(order, arrays, strict=True):
+            param = params[i]
+            if array.shape != param.shape:
                 raise ValueError(f"optimizer state for parameter {i} does not match its shape")
-            arrays_on_backend = [backend.asarray(np.array(a, dtype=param.dtype)) for a in group]
-            slots.append(dict(zip(self.slot_names, arrays_on_backend, strict=True)))
+            slots[i][name] = backend.asarray(np.array(array, dtype=param.dtype))
         self._slots = slots if params else None
-        self._slot_tuples = []
         self.iterations = int(iterations)
 
     def move_to(self, old: Backend, new: Backend) -> None:
@@ -195,7 +211,6 @@ class Optimizer:
                 {name: new.asarray(old.to_numpy(a)) for name, a in slots.items()}
                 for slots in self._slots
             ]
-        self._slot_tuples = []
         if self._backend is not None:
             self._attach(new)
 
@@ -216,7 +231,7 @@ class SGD(Optimizer):
         momentum = _check_range("momentum", momentum, 0.0, 1.0, False)
         super().__init__(learning_rate, **clipping)
         self.momentum = momentum
-        self.nesterov = bool(nesterov)
+        self.nesterov = _check_flag("nesterov", nesterov)
 
     @property
     def update_rule(self) -> str:
@@ -232,31 +247,53 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """``v = rho * v + (1 - rho) * g**2``; ``w -= lr * g / sqrt(v + epsilon)``."""
+    """Keras's RMSprop: ``v = rho * v + (1 - rho) * g**2``; ``step = lr * g / sqrt(v +
+    epsilon)``; ``w -= step``.
+
+    ``centered=True`` also keeps the gradient's moving average ``a = rho * a + (1 - rho)
+    * g`` and divides by ``sqrt(v - a**2 + epsilon)``, an estimate of the variance;
+    ``momentum > 0`` keeps ``b = momentum * b + step`` and moves ``w -= b``.
+    """
 
     def __init__(
         self,
         learning_rate: float = 1e-3,
         rho: float = 0.9,
+        momentum: float = 0.0,
         epsilon: float = 1e-7,
+        centered: bool = False,
         **clipping: float | None,
     ) -> None:
         super().__init__(learning_rate, **clipping)
         self.rho = _check_range("rho", rho, 0.0, 1.0, True)
+        self.momentum = _check_range("momentum", momentum, 0.0, 1.0, False)
         self.epsilon = _check_range("epsilon", epsilon, 0.0, math.inf, True)
+        self.centered = _check_flag("centered", centered)
 
     update_rule = "rmsprop"
 
+    @property
+    def slot_groups(self) -> tuple[tuple[str, ...], ...]:
+        # Keras's order: velocities, then momentums, then average gradients
+        return (("velocity",), *([("momentum_buffer",)] if self.momentum > 0 else []),
+                *([("average_gradient",)] if self.centered else []))  # fmt: skip
+
     def hyperparameters(self) -> dict[str, Any]:
-        return {**super().hyperparameters(), "rho": self.rho, "epsilon": self.epsilon}
+        extra = {"momentum": self.momentum} if self.momentum > 0 else {}
+        return {**super().hyperparameters(), "rho": self.rho, "epsilon": self.epsilon, **extra}
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}  # fmt: skip
 
 
 class Adam(Optimizer):
     """``m += (1 - b1)(g - m)``; ``v += (1 - b2)(g**2 - v)``;
-    ``w -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + epsilon)``."""
+    ``w -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + epsilon)``.
+
+    ``amsgrad=True`` divides by the largest ``v`` seen so far instead (kept as ``v_hat``),
+    so that an entry's step never grows because its gradients became smaller.
+    """
 
     def __init__(
         self,
@@ -264,14 +301,20 @@ class Adam(Optimizer):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        amsgrad: bool = False,
         **clipping: float | None,
     ) -> None:
         super().__init__(learning_rate, **clipping)
         self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, True)
         self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, True)
         self.epsilon = _check_range("epsilon", epsilon, 0.0, math.inf, True)
+        self.amsgrad = _check_flag("amsgrad", amsgrad)
 
     update_rule = "adam"
+
+    @property
+    def slot_groups(self) -> tuple[tuple[str, ...], ...]:
+        return (("m", "v"), *([("v_hat",)] if self.amsgrad else []))
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -287,6 +330,7 @@ class Adam(Optimizer):
             "beta_1": self.beta_1,
             "beta_2": self.beta_2,
             "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
         }
 
 
@@ -300,10 +344,11 @@ class AdamW(Adam):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        amsgrad: bool = False,
         **clipping: float | None,
     ) -> None:
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay=weight_decay,
-                         **clipping)  # fmt: skip
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad,
+                         weight_decay=weight_decay, **clipping)  # fmt: skip
 
 
 _CLASSES: dict[str, type[Optimizer]] = {"SGD": SGD, "RMSprop": RMSprop, "Adam": Adam,

@@ -107,11 +107,51 @@ def rmsprop(
 
 
 @kernel
+def rmsprop_with_state(
+    param: np.ndarray,
+    grad: np.ndarray,
+    velocity: np.ndarray,
+    buffer: np.ndarray,
+    average: np.ndarray,
+    learning_rate: float,
+    rho: float,
+    one_minus_rho: float,
+    epsilon: float,
+    momentum: float,
+    tiny: float,
+) -> None:
+    """RMSprop's momentum form (``buffer`` not empty) and centered form (``average`` not
+    empty), either or both: ``v = rho * v + (1 - rho) * g**2``; centered, ``a = rho * a
+    + (1 - rho) * g`` and ``step = lr * g / sqrt(v - a**2 + epsilon)``, else ``lr * g /
+    sqrt(v + epsilon)``; with momentum ``b = momentum * b + step``, ``param -= b``, else
+    ``param -= step``. A zero gradient still moves ``param`` through ``b``, so there is
+    no skipping of zero blocks here.
+    """
+    use_momentum = buffer.shape[0] > 0
+    centered = average.shape[0] > 0
+    for i in range(param.shape[0]):
+        g = grad[i]
+        vi = _flush(rho * velocity[i] + one_minus_rho * g * g, tiny)
+        velocity[i] = vi
+        denominator = vi + epsilon
+        if centered:
+            ai = _flush(rho * average[i] + one_minus_rho * g, tiny)
+            average[i] = ai
+            denominator = vi - ai * ai + epsilon
+        step = learning_rate * g / math.sqrt(denominator)
+        if use_momentum:
+            step = _flush(momentum * buffer[i] + step, tiny)
+            buffer[i] = step
+        param[i] -= step
+
+
+@kernel
 def adam(
     param: np.ndarray,
     grad: np.ndarray,
     m: np.ndarray,
     v: np.ndarray,
+    v_hat: np.ndarray,
     step_size: float,
     one_minus_beta_1: float,
     one_minus_beta_2: float,
@@ -120,12 +160,18 @@ def adam(
 ) -> None:
     """``m += (1 - b1)(g - m)``; ``v += (1 - b2)(g**2 - v)``;
     ``param -= alpha * m / (sqrt(v) + eps)``, ``alpha`` (``step_size``) being Adam's
-    bias-corrected step size for this step.
+    bias-corrected step size for this step. AMSGrad, where ``v_hat`` is not empty:
+    ``v_hat = max(v_hat, v)`` divides instead of ``v`` (a NaN in ``v`` kept, as
+    ``np.maximum`` keeps it).
     """
+    amsgrad = v_hat.shape[0] > 0
     for i in range(param.shape[0]):
         g = grad[i]
         mi = _flush(m[i] + one_minus_beta_1 * (g - m[i]), tiny)
         vi = _flush(v[i] + one_minus_beta_2 * (g * g - v[i]), tiny)
         m[i] = mi
         v[i] = vi
+        if amsgrad:
+            vi = v_hat[i] if v_hat[i] >= vi else vi
+            v_hat[i] = vi
         param[i] -= step_size * mi / (math.sqrt(vi) + epsilon)

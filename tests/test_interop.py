@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,11 +82,24 @@ def test_a_damaged_archive_is_refused_naming_the_file(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------- fastnn's own files
-@pytest.mark.parametrize("optimizer", ["rmsprop", "adam", "sgd"])
+#: optimizers whose state a .keras file carries, in Keras's layout of its variables
+OPTIMIZERS: dict[str, Callable[[], object]] = {
+    "rmsprop": lambda: "rmsprop",
+    "adam": lambda: "adam",
+    "sgd": lambda: "sgd",
+    "rmsprop-momentum-centered": lambda: fastnn.optimizers.RMSprop(
+        0.01, momentum=0.5, centered=True
+    ),
+    "rmsprop-momentum": lambda: fastnn.optimizers.RMSprop(0.01, momentum=0.5),
+    "adam-amsgrad": lambda: fastnn.optimizers.Adam(0.01, amsgrad=True),
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_a_keras_archive_round_trips_weights_and_training_state(
     optimizer: str, tmp_path: Path
 ) -> None:
-    model = every_layer_model(optimizer, dropout=False)
+    model = every_layer_model(OPTIMIZERS[optimizer](), dropout=False)
     model.fit(X, Y, epochs=2, batch_size=10, verbose=0, shuffle=False)
     model.save(tmp_path / "model.keras")
     loaded = fastnn.load_model(tmp_path / "model.keras")
@@ -107,9 +121,10 @@ def test_a_model_never_compiled_or_stepped_saves_too(tmp_path: Path) -> None:
     assert fastnn.load_model(tmp_path / "fresh.keras").optimizer.iterations == 0  # type: ignore[union-attr]
 
 
-def test_keras_reads_what_fastnn_wrote_and_trains_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("optimizer", ["adam", "adam-amsgrad", "rmsprop-momentum-centered"])
+def test_keras_reads_what_fastnn_wrote_and_trains_on(optimizer: str, tmp_path: Path) -> None:
     keras = pytest.importorskip("keras")
-    model = every_layer_model("adam", dropout=False)
+    model = every_layer_model(OPTIMIZERS[optimizer](), dropout=False)
     model.fit(X, Y, epochs=2, batch_size=10, verbose=0, shuffle=False)
     model.save(tmp_path / "model.keras")
     theirs = keras.models.load_model(tmp_path / "model.keras")

@@ -35,6 +35,7 @@ def textbook(
     lr = config["learning_rate"]
     first = np.zeros_like(w)
     second = np.zeros_like(w)
+    third = np.zeros_like(w)  # RMSprop's moving average of g; AMSGrad's largest second
     for t, grad in enumerate(grads, start=1):
         g = grad.astype(np.float64)
         if rule == "SGD" and config.get("momentum", 0.0) == 0.0:
@@ -44,15 +45,22 @@ def textbook(
             first = mu * first - lr * g
             w = w + (mu * first - lr * g if config["nesterov"] else first)
         elif rule == "RMSprop":  # epsilon inside the root, as Keras has it
-            rho = config["rho"]
+            rho, mu = config["rho"], config.get("momentum", 0.0)
             second = rho * second + (1 - rho) * g * g
-            w = w - lr * g / np.sqrt(second + config["epsilon"])
+            variance = second
+            if config.get("centered"):  # E[g^2] - E[g]^2
+                third = rho * third + (1 - rho) * g
+                variance = second - third * third
+            step = lr * g / np.sqrt(variance + config["epsilon"])
+            first = mu * first + step  # with momentum 0, the step itself
+            w = w - first
         else:  # Adam through bias-corrected moments; Keras's epsilon-hat = eps sqrt(1 - b2^t)
             b1, b2, eps = config["beta_1"], config["beta_2"], config["epsilon"]
             first = b1 * first + (1 - b1) * g
             second = b2 * second + (1 - b2) * g * g
+            third = np.maximum(third, second) if config.get("amsgrad") else second
             m_hat = first / (1 - b1**t)
-            v_hat = second / (1 - b2**t)
+            v_hat = third / (1 - b2**t)
             w = w - lr * m_hat / (np.sqrt(v_hat) + eps / np.sqrt(1 - b2**t))
     return w
 
@@ -62,7 +70,24 @@ CONFIGS = {
     "momentum": ("SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": False}),
     "nesterov": ("SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
     "rmsprop": ("RMSprop", {"learning_rate": 0.01, "rho": 0.8, "epsilon": 1e-6}),
+    "rmsprop-momentum": (
+        "RMSprop",
+        {"learning_rate": 0.01, "rho": 0.8, "epsilon": 1e-6, "momentum": 0.7},
+    ),
+    "rmsprop-centered": (
+        "RMSprop",
+        {"learning_rate": 0.01, "rho": 0.8, "epsilon": 1e-6, "centered": True},
+    ),
+    "rmsprop-centered-momentum": (
+        "RMSprop",
+        {"learning_rate": 0.01, "rho": 0.8, "epsilon": 1e-6, "momentum": 0.7, "centered": True},
+    ),
     "adam": ("Adam", {"learning_rate": 0.02, "beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-6}),
+    # beta_2 = 0.3: v falls between steps often, where the maximum differs from v
+    "amsgrad": (
+        "Adam",
+        {"learning_rate": 0.02, "beta_1": 0.8, "beta_2": 0.3, "epsilon": 1e-6, "amsgrad": True},
+    ),
 }
 
 

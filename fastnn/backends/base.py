@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -61,12 +61,14 @@ LOSSES: tuple[str, ...] = (
     "sigmoid_binary_cross_entropy",
     "mean_squared_error",
 )
-#: The optimizer updates :meth:`Backend.apply_updates` runs, with their state arrays.
+#: The optimizer updates :meth:`Backend.apply_updates` runs, with the state arrays each
+#: can take (the first ones always, the others by option: RMSprop's momentum and
+#: centered forms, Adam's amsgrad), in the order the CUDA kernels read them.
 UPDATE_RULES: dict[str, tuple[str, ...]] = {
     "sgd": (),
     "momentum": ("velocity",),
-    "rmsprop": ("velocity",),
-    "adam": ("m", "v"),
+    "rmsprop": ("velocity", "momentum_buffer", "average_gradient"),
+    "adam": ("m", "v", "v_hat"),
 }
 
 # Fields of a pass's totals: a float64 array the losses add to step by step, read once at
@@ -461,9 +463,18 @@ class Backend(ABC):
         learning_rate: float,
         rho: float,
         epsilon: float,
+        momentum: float = 0.0,
+        momentum_buffer: Array | None = None,
+        average_gradient: Array | None = None,
     ) -> None:
         """In place: ``velocity = rho * velocity + (1 - rho) * grad**2``, then
-        ``param -= learning_rate * grad / sqrt(velocity + epsilon)``."""
+        ``param -= learning_rate * grad / sqrt(velocity + epsilon)``.
+
+        Centered (``average_gradient`` given): ``average_gradient = rho *
+        average_gradient + (1 - rho) * grad`` and the root is of ``velocity -
+        average_gradient**2 + epsilon``. With ``momentum_buffer`` the step goes through
+        it: ``momentum_buffer = momentum * momentum_buffer + step``, ``param -=
+        momentum_buffer``."""
 
     @abstractmethod
     def adam_update(
@@ -477,11 +488,13 @@ class Backend(ABC):
         beta_2: float,
         epsilon: float,
         step: int,
+        v_hat: Array | None = None,
     ) -> None:
         """In place, for the 1-based ``step``:
         ``m += (1 - beta_1) * (grad - m)``, ``v += (1 - beta_2) * (grad**2 - v)``,
         ``param -= alpha * m / (sqrt(v) + epsilon)`` with
-        ``alpha = learning_rate * sqrt(1 - beta_2**step) / (1 - beta_1**step)``."""
+        ``alpha = learning_rate * sqrt(1 - beta_2**step) / (1 - beta_1**step)``.
+        AMSGrad (``v_hat`` given): ``v_hat = maximum(v_hat, v)`` divides instead of ``v``."""
 
     # ------------------------------------------------------------ training steps
     # What a training step calls beyond the ops above. Each is a composition here; the GPU
@@ -611,22 +624,22 @@ class Backend(ABC):
         rule: str,
         params: Sequence[Array],
         grads: Sequence[Array],
-        slots: Sequence[Sequence[Array]],
+        slots: Sequence[Mapping[str, Array]],
         hyper: dict[str, Any],
         state: Array,
     ) -> None:
         """One optimizer step over every parameter, then ``state[0] += 1``.
 
         ``rule`` names an update of :data:`UPDATE_RULES` (``"rmsprop"`` runs
-        :meth:`rmsprop_update`), ``slots[i]`` holds parameter i's state arrays in the
-        rule's order, ``hyper`` the update's other keyword arguments. ``state`` (two uint64
-        on the backend) counts the steps taken; Adam's bias correction uses it.
+        :meth:`rmsprop_update`), ``slots[i]`` holds parameter i's state arrays by name
+        (some of the rule's), ``hyper`` the update's other keyword arguments. ``state``
+        (two uint64 on the backend) counts the steps taken; Adam's bias correction uses it.
         """
         update = getattr(self, f"{rule}_update")
         step = int(state[0]) + 1
         extra = {"step": step} if rule == "adam" else {}
         for param, grad, param_slots in zip(params, grads, slots, strict=True):
-            update(param, grad, *param_slots, **hyper, **extra)
+            update(param, grad, **param_slots, **hyper, **extra)
         state[0] = step
 
     def copy_from_host(self, dst: Array, values: np.ndarray) -> None:

@@ -48,6 +48,8 @@ ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 #: what a fused loss counts (kernels/cuda/losses.cu)
 COUNT_CODES: dict[str | None, int] = {None: 0, "argmax": 1, "threshold": 2}
 COMPILE_OPTIONS = ("-std=c++17",)
+#: numbers per parameter in optimizers.cu's table: size, param, grad, three state arrays
+UPDATE_TABLE_ROW = 6
 
 _INCLUDE = re.compile(r'^#include "([\w.]+)"\s*$', re.MULTILINE)
 _PRAGMA_ONCE = re.compile(r"^#pragma once\s*$", re.MULTILINE)
@@ -155,7 +157,8 @@ def update_scalars(rule: str, hyper: dict[str, Any], dtype: np.dtype) -> tuple[A
         return (cast(lr), cast(hyper["momentum"]), np.int32(hyper["nesterov"]), tiny)
     if rule == "rmsprop":
         rho = hyper["rho"]
-        return (cast(lr), cast(rho), cast(1.0 - rho), cast(hyper["epsilon"]), tiny)
+        return (cast(lr), cast(rho), cast(1.0 - rho), cast(hyper["epsilon"]),
+                cast(hyper.get("momentum", 0.0)), tiny)  # fmt: skip
     if rule == "adam":
         beta_1, beta_2 = hyper["beta_1"], hyper["beta_2"]
         return (np.float64(lr), np.float64(beta_1), np.float64(beta_2), cast(1.0 - beta_1),

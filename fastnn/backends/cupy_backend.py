@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import math
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +32,7 @@ import numpy as np
 from fastnn.backends.base import (
     LAST_LOSS,
     LOSSES,
+    UPDATE_RULES,
     Array,
     Count,
     DTypeLike,
@@ -43,6 +44,7 @@ from fastnn.backends.cuda_kernels import (
     ACTIVATION_CODES,
     COUNT_CODES,
     LABEL_DTYPE,
+    UPDATE_TABLE_ROW,
     KernelCache,
     kernel_probe,
     update_scalars,
@@ -530,11 +532,15 @@ class CupyBackend(NumpyBackend):
         rule: str,
         params: Sequence[Array],
         grads: Sequence[Array],
-        slots: Sequence[Sequence[Array]],
+        slots: Sequence[Mapping[str, Array]],
         hyper: dict[str, Any],
         state: Array,
     ) -> None:
-        groups = [(p, g, *s) for p, g, s in zip(params, grads, slots, strict=True)]
+        names = UPDATE_RULES[rule]
+        # each parameter's row of the kernel's table: param, grad, then the rule's state
+        # arrays in its order, None (address 0) for those not given
+        groups = [(p, g, *(s.get(name) for name in names))
+                  for p, g, s in zip(params, grads, slots, strict=True)]  # fmt: skip
         fits = (
             bool(groups)
             and isinstance(state, self.xp.ndarray)
@@ -545,7 +551,7 @@ class CupyBackend(NumpyBackend):
             super().apply_updates(rule, params, grads, slots, hyper, state)
             return
         dtype = params[0].dtype
-        rows = [[p.size, *group, *([None] * (5 - 1 - len(group)))]
+        rows = [[p.size, *group, *([None] * (UPDATE_TABLE_ROW - 1 - len(group)))]
                 for p, group in zip(params, groups, strict=True)]  # fmt: skip
         table = self._table(rows)
         kernel = self._kernel("optimizers.cu", rule, dtype)
@@ -553,25 +559,28 @@ class CupyBackend(NumpyBackend):
         largest = max(p.size for p in params)
         self._launch(kernel, largest, (table, np.int32(len(params)), *scalars, state))
 
-    def _fits_update(self, first: Array, group: Sequence[Array]) -> bool:
+    def _fits_update(self, first: Array, group: Sequence[Array | None]) -> bool:
         """Whether a parameter and its gradient and state fit the update kernels: one shape,
-        C-contiguous, all of ``first``'s float dtype."""
-        return self._fits(first, *group) and all(
-            a.shape == group[0].shape and a.flags.c_contiguous for a in group
+        C-contiguous, all of ``first``'s float dtype (None: a state array not given)."""
+        given = [a for a in group if a is not None]
+        return self._fits(first, *given) and all(
+            a.shape == given[0].shape and a.flags.c_contiguous for a in given
         )
 
-    def _update_one(self, rule: str, group: tuple[Array, ...], hyper: dict[str, Any],
-                    step: int = 1) -> bool:  # fmt: skip
-        """One parameter's update (param, grad, *state) as step ``step``, by the kernel of
-        :meth:`apply_updates`; False, doing nothing, when the operands do not fit it."""
-        if not self._fits_update(group[0], group):
+    def _update_one(self, rule: str, group: tuple[Array, Array], slots: dict[str, Any],
+                    hyper: dict[str, Any], step: int = 1) -> bool:  # fmt: skip
+        """One parameter's update (param, grad; its state by name, None for those not
+        given) as step ``step``, by the kernel of :meth:`apply_updates`; False, doing
+        nothing, when the operands do not fit it."""
+        given = {name: array for name, array in slots.items() if array is not None}
+        if not self._fits_update(group[0], (*group, *given.values())):
             return False
         state = self.xp.asarray(np.array([step - 1, 0], dtype=np.uint64))
-        self.apply_updates(rule, [group[0]], [group[1]], [group[2:]], hyper, state)
+        self.apply_updates(rule, [group[0]], [group[1]], [given], hyper, state)
         return True
 
     def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:
-        if not self._update_one("sgd", (param, grad), {"learning_rate": learning_rate}):
+        if not self._update_one("sgd", (param, grad), {}, {"learning_rate": learning_rate}):
             super().sgd_update(param, grad, learning_rate)
 
     def momentum_update(
@@ -584,7 +593,7 @@ class CupyBackend(NumpyBackend):
         nesterov: bool,
     ) -> None:
         hyper = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov}
-        if not self._update_one("momentum", (param, grad, velocity), hyper):
+        if not self._update_one("momentum", (param, grad), {"velocity": velocity}, hyper):
             super().momentum_update(param, grad, velocity, learning_rate, momentum, nesterov)
 
     def rmsprop_update(
@@ -595,10 +604,17 @@ class CupyBackend(NumpyBackend):
         learning_rate: float,
         rho: float,
         epsilon: float,
+        momentum: float = 0.0,
+        momentum_buffer: Array | None = None,
+        average_gradient: Array | None = None,
     ) -> None:
-        hyper = {"learning_rate": learning_rate, "rho": rho, "epsilon": epsilon}
-        if not self._update_one("rmsprop", (param, grad, velocity), hyper):
-            super().rmsprop_update(param, grad, velocity, learning_rate, rho, epsilon)
+        hyper = {"learning_rate": learning_rate, "rho": rho, "epsilon": epsilon,
+                 "momentum": momentum}  # fmt: skip
+        slots = {"velocity": velocity, "momentum_buffer": momentum_buffer,
+                 "average_gradient": average_gradient}  # fmt: skip
+        if not self._update_one("rmsprop", (param, grad), slots, hyper):
+            super().rmsprop_update(param, grad, velocity, learning_rate, rho, epsilon, momentum,
+                                   momentum_buffer, average_gradient)  # fmt: skip
 
     def adam_update(
         self,
@@ -611,11 +627,14 @@ class CupyBackend(NumpyBackend):
         beta_2: float,
         epsilon: float,
         step: int,
+        v_hat: Array | None = None,
     ) -> None:
         hyper = {"learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2,
                  "epsilon": epsilon}  # fmt: skip
-        if not self._update_one("adam", (param, grad, m, v), hyper, step):
-            super().adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step)
+        slots = {"m": m, "v": v, "v_hat": v_hat}
+        if not self._update_one("adam", (param, grad), slots, hyper, step):
+            super().adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step,
+                                v_hat)  # fmt: skip
 
     # ---------------------------------------------------------- training steps
     @contextlib.contextmanager

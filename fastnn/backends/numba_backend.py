@@ -110,6 +110,20 @@ SCATTER_BYTES = 256 * 1024
 _TINY = {np.dtype(t): t(np.finfo(t).tiny) for t in (np.float32, np.float64)}
 
 
+def _present(*arrays: np.ndarray | None) -> list[np.ndarray]:
+    """The optional state arrays an update was given."""
+    return [a for a in arrays if a is not None]
+
+
+_EMPTY = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
+
+
+def _empty(dtype: np.dtype) -> np.ndarray:
+    """A 0-length array of ``dtype``: an optional state array a kernel was not given."""
+    empty = _EMPTY.get(dtype)
+    return empty if empty is not None else np.empty(0, dtype)
+
+
 def _tiny(dtype: np.dtype) -> Any:
     """The smallest normal number of ``dtype``, as a scalar of that dtype."""
     tiny = _TINY.get(dtype)
@@ -558,15 +572,29 @@ class NumbaBackend(NumpyBackend):
         learning_rate: float,
         rho: float,
         epsilon: float,
+        momentum: float = 0.0,
+        momentum_buffer: Array | None = None,
+        average_gradient: Array | None = None,
     ) -> None:
-        pieces = _pieces(param, grad, velocity)
+        options = _present(momentum_buffer, average_gradient)
+        pieces = _pieces(param, grad, velocity, *options)
         if pieces is None:
-            return super().rmsprop_update(param, grad, velocity, learning_rate, rho, epsilon)
+            return super().rmsprop_update(param, grad, velocity, learning_rate, rho, epsilon,
+                                          momentum, momentum_buffer, average_gradient)  # fmt: skip
         cast = param.dtype.type
+        common = (cast(learning_rate), cast(rho), cast(1.0 - rho), cast(epsilon))
         tiny = _tiny(param.dtype)
+        if not options:  # the plain form, which can skip the gradient's zero blocks
+            for views in pieces:
+                self._optimizers.rmsprop(*views, *common, tiny)
+            return None
+        empty = _empty(param.dtype)
         for views in pieces:
-            self._optimizers.rmsprop(
-                *views, cast(learning_rate), cast(rho), cast(1.0 - rho), cast(epsilon), tiny
+            given = iter(views[3:])  # the pieces of the options given, in their order
+            buffer = next(given) if momentum_buffer is not None else empty
+            average = next(given) if average_gradient is not None else empty
+            self._optimizers.rmsprop_with_state(
+                *views[:3], buffer, average, *common, cast(momentum), tiny
             )
         return None
 
@@ -581,17 +609,20 @@ class NumbaBackend(NumpyBackend):
         beta_2: float,
         epsilon: float,
         step: int,
+        v_hat: Array | None = None,
     ) -> None:
-        pieces = _pieces(param, grad, m, v)
+        pieces = _pieces(param, grad, m, v, *_present(v_hat))
         if pieces is None:
             return super().adam_update(
-                param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step
+                param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step, v_hat
             )
         cast = param.dtype.type
         alpha = adam_step_size(learning_rate, beta_1, beta_2, step)
         tiny = _tiny(param.dtype)
+        empty = _empty(param.dtype)
         for views in pieces:
             self._optimizers.adam(
-                *views, cast(alpha), cast(1.0 - beta_1), cast(1.0 - beta_2), cast(epsilon), tiny
-            )
+                *views[:4], views[4] if v_hat is not None else empty,
+                cast(alpha), cast(1.0 - beta_1), cast(1.0 - beta_2), cast(epsilon), tiny,
+            )  # fmt: skip
         return None

@@ -445,10 +445,24 @@ class NumpyBackend(Backend):
         learning_rate: float,
         rho: float,
         epsilon: float,
+        momentum: float = 0.0,
+        momentum_buffer: Array | None = None,
+        average_gradient: Array | None = None,
     ) -> None:
         velocity *= rho
         velocity += (1.0 - rho) * grad * grad
-        param -= learning_rate * grad / self.xp.sqrt(velocity + epsilon)
+        if average_gradient is None:
+            denominator = velocity + epsilon
+        else:
+            average_gradient *= rho
+            average_gradient += (1.0 - rho) * grad
+            denominator = velocity - average_gradient * average_gradient + epsilon
+        step = learning_rate * grad / self.xp.sqrt(denominator)
+        if momentum_buffer is not None:
+            momentum_buffer *= momentum
+            momentum_buffer += step
+            step = momentum_buffer
+        param -= step
 
     def adam_update(
         self,
@@ -461,8 +475,11 @@ class NumpyBackend(Backend):
         beta_2: float,
         epsilon: float,
         step: int,
+        v_hat: Array | None = None,
     ) -> None:
         alpha = adam_step_size(learning_rate, beta_1, beta_2, step)
         m += (1.0 - beta_1) * (grad - m)
         v += (1.0 - beta_2) * (grad * grad - v)
-        param -= alpha * m / (self.xp.sqrt(v) + epsilon)
+        if v_hat is not None:
+            self.xp.maximum(v_hat, v, out=v_hat)
+        param -= alpha * m / (self.xp.sqrt(v if v_hat is None else v_hat) + epsilon)

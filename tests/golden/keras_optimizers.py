@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 STEPS = 3
-#: the arguments recorded per class (the others keep Keras's defaults: RMSprop without
-#: momentum, not centered; Adam without amsgrad)
+#: the arguments recorded per class, besides those a case sets (clipping, weight decay);
+#: the others keep Keras's defaults
 ARGUMENTS = {
     "SGD": ("learning_rate", "momentum", "nesterov"),
-    "RMSprop": ("learning_rate", "rho", "epsilon"),
-    "Adam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
+    "RMSprop": ("learning_rate", "rho", "momentum", "epsilon", "centered"),
+    "Adam": ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"),
+    "AdamW": ("learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon", "amsgrad"),
 }
 CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("sgd-defaults", "SGD", {}),
@@ -31,6 +32,24 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("rmsprop-rho", "RMSprop", {"learning_rate": 0.01, "rho": 0.5, "epsilon": 1e-4}),
     ("adam-defaults", "Adam", {}),
     ("adam-betas", "Adam", {"learning_rate": 0.05, "beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-3}),
+    # appended, so that the cases above keep their random numbers
+    ("rmsprop-momentum", "RMSprop", {"learning_rate": 0.01, "momentum": 0.9}),
+    ("rmsprop-centered", "RMSprop", {"learning_rate": 0.01, "centered": True}),
+    (
+        "rmsprop-centered-momentum",
+        "RMSprop",
+        {"learning_rate": 0.02, "rho": 0.8, "momentum": 0.5, "epsilon": 1e-4, "centered": True},
+    ),
+    # beta_2 = 0.5 lets v fall between steps, where amsgrad's maximum differs from v
+    ("adam-amsgrad", "Adam", {"learning_rate": 0.05, "beta_2": 0.5, "amsgrad": True}),
+    ("sgd-clipvalue", "SGD", {"learning_rate": 0.1, "clipvalue": 0.3}),
+    ("rmsprop-momentum-clipnorm", "RMSprop", {"momentum": 0.5, "clipnorm": 0.5}),
+    (
+        "adam-amsgrad-global-clipnorm",
+        "Adam",
+        {"beta_2": 0.5, "amsgrad": True, "global_clipnorm": 0.7},
+    ),
+    ("adamw", "AdamW", {"learning_rate": 0.01, "weight_decay": 0.1}),
 ]
 
 
@@ -50,7 +69,7 @@ def main() -> None:
             tensors = [keras.ops.convert_to_tensor(g) for g in step]
             optimizer.apply_gradients(zip(tensors, variables, strict=True))
         full = {key: value for key, value in optimizer.get_config().items()
-                if key in ARGUMENTS[class_name]}  # fmt: skip
+                if key in ARGUMENTS[class_name] or key in config}  # fmt: skip
         cases.append(
             {
                 "id": case_id,
