@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from fastnn.backends import Array, Backend
-from fastnn.backends.base import UPDATE_RULES
+from fastnn.backends.base import UPDATE_RULES, Adjustment
 from fastnn.validation import check_finite, shown
 
 
@@ -95,9 +95,12 @@ class Optimizer:
         self._iterations = 0  # the count while there is no state on a backend
 
     @property
-    def adjusts_gradients(self) -> bool:
-        """Whether a step clips the gradients or decays the weights before its update."""
-        return self.clipping is not None or bool(self.weight_decay)
+    def adjustment(self) -> Adjustment | None:
+        """The clipping and weight decay a step applies before its update, or None."""
+        if self.clipping is None and not self.weight_decay:
+            return None
+        clipping, limit = self.clipping or (None, 0.0)
+        return Adjustment(clipping, limit, self.weight_decay or 0.0)
 
     @property
     def update_rule(self) -> str:
@@ -152,14 +155,8 @@ class Optimizer:
             )
         if self._backend is not backend:
             self._attach(backend)
-        if self.adjusts_gradients:
-            if self.clipping is not None:
-                backend.clip_gradients(grads, *self.clipping)
-            if self.weight_decay:
-                backend.decay_weights(params, self.weight_decay, self.learning_rate)
-        backend.apply_updates(
-            self.update_rule, params, grads, self._slots, self.hyperparameters(), self._state
-        )
+        backend.apply_updates(self.update_rule, params, grads, self._slots,
+                              self.hyperparameters(), self._state, self.adjustment)  # fmt: skip
 
     def _attach(self, backend: Backend) -> None:
         """Keep the step count on ``backend`` from now on."""

@@ -257,9 +257,8 @@ class Step:
         """
         model, optimizer = self.model, self.optimizer
         confusion = model.compiled is not None and model.compiled.confusion_metrics
-        # sample weights, clipping and weight decay run as array code, which allocates:
-        # such a step cannot replay
-        array_code = self.data.weighted or optimizer.adjusts_gradients
+        # sample weights run as array code, which allocates: such a step cannot replay
+        array_code = self.data.weighted
         if optimizer._slots is None or not replayable(model.layers) or confusion or array_code:
             return None
         if self.arrays is None:
@@ -268,7 +267,8 @@ class Step:
                       *optimizer.slot_arrays())  # fmt: skip
             self.arrays = tuple(Identity(a) for a in arrays)
         return (rows, self.batch_size, optimizer.update_rule,
-                tuple(optimizer.hyperparameters().values()), self.arrays)  # fmt: skip
+                tuple(optimizer.hyperparameters().values()), optimizer.adjustment,
+                self.arrays)  # fmt: skip
 
     def run(self, rows: int) -> None:
         """One step on the next ``rows`` rows; :attr:`outputs` keeps what the metrics read.

@@ -11,6 +11,12 @@ and keeps the step time flat over long runs.
 
 Arrays are 1-D and contiguous (the backend passes flat views); scalars come in
 the parameter's dtype so arithmetic stays in that precision, as in NumPy.
+
+Every update takes Keras's gradient clipping and weight decay too, as its last four
+scalars, so that they cost no pass of their own: each gradient entry is clipped to
+``+-limit`` (``clipvalue``; inf when not clipping) and multiplied by ``scale`` (the
+factor ``clipnorm`` or ``global_clipnorm`` found from the norms; 1 when not), and each
+weight first loses ``weight * weight_decay * rate`` (Keras's decoupled decay; 0: none).
 """
 
 from __future__ import annotations
@@ -30,10 +36,46 @@ def _flush(value: float, tiny: float) -> float:
 
 
 @kernel
-def sgd(param: np.ndarray, grad: np.ndarray, learning_rate: float) -> None:
+def _gradient(g: float, scale: float, limit: float) -> float:
+    """A gradient entry as the update uses it: clipped to +-limit, then scaled (NaN kept,
+    as ``np.clip`` keeps it)."""
+    if g > limit:
+        g = limit
+    elif g < -limit:
+        g = -limit
+    return g * scale
+
+
+@kernel
+def _decayed(p: float, weight_decay: float, rate: float) -> float:
+    """``p - p * weight_decay * rate``, in Keras's order; ``p`` itself without decay (where
+    an infinite ``p`` would otherwise become NaN)."""
+    return p if weight_decay == 0 else p - p * weight_decay * rate
+
+
+@sum_kernel
+def sum_of_squares(values: np.ndarray) -> float:
+    """``sum(values**2)`` in float64: a gradient's squared L2 norm, for clipping."""
+    total = 0.0
+    for i in range(values.shape[0]):
+        total += np.float64(values[i]) * values[i]
+    return total
+
+
+@kernel
+def sgd(
+    param: np.ndarray,
+    grad: np.ndarray,
+    learning_rate: float,
+    scale: float,
+    limit: float,
+    weight_decay: float,
+    rate: float,
+) -> None:
     """``param -= learning_rate * grad``."""
     for i in range(param.shape[0]):
-        param[i] -= learning_rate * grad[i]
+        g = _gradient(grad[i], scale, limit)
+        param[i] = _decayed(param[i], weight_decay, rate) - learning_rate * g
 
 
 @kernel
@@ -45,13 +87,17 @@ def momentum(
     momentum: float,
     nesterov: bool,
     tiny: float,
+    scale: float,
+    limit: float,
+    weight_decay: float,
+    rate: float,
 ) -> None:
     """``v = momentum * v - lr * g``; ``param += v`` (Nesterov: ``momentum * v - lr * g``)."""
     for i in range(param.shape[0]):
-        step = learning_rate * grad[i]
+        step = learning_rate * _gradient(grad[i], scale, limit)
         v = _flush(momentum * velocity[i] - step, tiny)
         velocity[i] = v
-        param[i] += momentum * v - step if nesterov else v
+        param[i] = _decayed(param[i], weight_decay, rate) + (momentum * v - step if nesterov else v)
 
 
 #: :func:`rmsprop` looks at the gradient this many entries at a time
@@ -77,30 +123,42 @@ def rmsprop(
     one_minus_rho: float,
     epsilon: float,
     tiny: float,
+    scale: float,
+    limit: float,
+    weight_decay: float,
+    rate: float,
 ) -> None:
     """``v = rho * v + (1 - rho) * g**2``; ``param -= lr * g / sqrt(v + epsilon)``.
 
     Where a block of the gradient is all 0 (a third of the first layer's rows on an
     MNIST batch: pixels that are 0 in every image of it), ``param`` keeps its value
-    and is neither read nor written, only ``v = rho * v`` is; unless some ``v +
-    epsilon`` there is 0 or NaN, where 0 / sqrt(v + epsilon) makes NaN in the reference.
+    and is neither read nor written (but for its decay), only ``v = rho * v`` is;
+    unless some ``v + epsilon`` there is 0 or NaN, where 0 / sqrt(v + epsilon) makes
+    NaN in the reference, or the clipping scale is not finite (0 * inf is NaN too).
     """
+    skips = math.isfinite(scale)
     for start in range(0, param.shape[0], ZERO_BLOCK):
         # slices, so LLVM sees loops from 0 and vectorizes them
         p = param[start : start + ZERO_BLOCK]
         g = grad[start : start + ZERO_BLOCK]
         v = velocity[start : start + ZERO_BLOCK]
-        if _magnitude(g) != 0:
+        if _magnitude(g) != 0 or not skips:
             for i in range(p.shape[0]):
-                vi = _flush(rho * v[i] + one_minus_rho * g[i] * g[i], tiny)
+                gi = _gradient(g[i], scale, limit)
+                vi = _flush(rho * v[i] + one_minus_rho * gi * gi, tiny)
                 v[i] = vi
-                p[i] -= learning_rate * g[i] / math.sqrt(vi + epsilon)
+                p[i] = _decayed(p[i], weight_decay, rate) - learning_rate * gi / math.sqrt(
+                    vi + epsilon
+                )
             continue
         settled = True
         for i in range(v.shape[0]):
             vi = _flush(rho * v[i], tiny)
             v[i] = vi
             settled &= vi + epsilon > 0
+        if weight_decay != 0:
+            for i in range(p.shape[0]):
+                p[i] = _decayed(p[i], weight_decay, rate)
         if not settled:
             for i in range(p.shape[0]):
                 p[i] -= learning_rate * g[i] / math.sqrt(v[i] + epsilon)
@@ -119,6 +177,10 @@ def rmsprop_with_state(
     epsilon: float,
     momentum: float,
     tiny: float,
+    scale: float,
+    limit: float,
+    weight_decay: float,
+    rate: float,
 ) -> None:
     """RMSprop's momentum form (``buffer`` not empty) and centered form (``average`` not
     empty), either or both: ``v = rho * v + (1 - rho) * g**2``; centered, ``a = rho * a
@@ -130,7 +192,7 @@ def rmsprop_with_state(
     use_momentum = buffer.shape[0] > 0
     centered = average.shape[0] > 0
     for i in range(param.shape[0]):
-        g = grad[i]
+        g = _gradient(grad[i], scale, limit)
         vi = _flush(rho * velocity[i] + one_minus_rho * g * g, tiny)
         velocity[i] = vi
         denominator = vi + epsilon
@@ -142,7 +204,7 @@ def rmsprop_with_state(
         if use_momentum:
             step = _flush(momentum * buffer[i] + step, tiny)
             buffer[i] = step
-        param[i] -= step
+        param[i] = _decayed(param[i], weight_decay, rate) - step
 
 
 @kernel
@@ -157,6 +219,10 @@ def adam(
     one_minus_beta_2: float,
     epsilon: float,
     tiny: float,
+    scale: float,
+    limit: float,
+    weight_decay: float,
+    rate: float,
 ) -> None:
     """``m += (1 - b1)(g - m)``; ``v += (1 - b2)(g**2 - v)``;
     ``param -= alpha * m / (sqrt(v) + eps)``, ``alpha`` (``step_size``) being Adam's
@@ -166,7 +232,7 @@ def adam(
     """
     amsgrad = v_hat.shape[0] > 0
     for i in range(param.shape[0]):
-        g = grad[i]
+        g = _gradient(grad[i], scale, limit)
         mi = _flush(m[i] + one_minus_beta_1 * (g - m[i]), tiny)
         vi = _flush(v[i] + one_minus_beta_2 * (g * g - v[i]), tiny)
         m[i] = mi
@@ -174,4 +240,6 @@ def adam(
         if amsgrad:
             vi = v_hat[i] if v_hat[i] >= vi else vi
             v_hat[i] = vi
-        param[i] -= step_size * mi / (math.sqrt(vi) + epsilon)
+        param[i] = _decayed(param[i], weight_decay, rate) - step_size * mi / (
+            math.sqrt(vi) + epsilon
+        )

@@ -61,23 +61,35 @@ def test_counts_read_labels_and_targets_of_any_layout(name: str, layout: str) ->
 
 
 # ----------------------------------------------------------------- determinism
-def _trained(name: str, **fit: Any) -> fastnn.Sequential:
+#: optimizers of the steps below: plain, and clipping by the joint norm (which reads the
+#: norms a kernel of its own leaves on the device) with weight decay
+OPTIMIZERS = {
+    "adam": lambda: fastnn.optimizers.Adam(),
+    "adam-clipped-decayed": lambda: fastnn.optimizers.Adam(global_clipnorm=0.05, weight_decay=0.01),
+}
+
+
+def _trained(name: str, optimizer: str = "adam", **fit: Any) -> fastnn.Sequential:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((300, 12)).astype(np.float32)
     y = rng.integers(0, 5, 300)
     with fastnn.use_backend(name):
         model = fastnn.Sequential([layers.Dense(16, "relu"), layers.Dense(5, "softmax")], seed=0)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
+        model.compile(optimizer=OPTIMIZERS[optimizer](), loss="sparse_categorical_crossentropy",
+                      metrics=["acc"])  # fmt: skip
         model.fit(x, y, epochs=2, batch_size=64, verbose=0, seed=0, **fit)
     model.x, model.y = x, y  # type: ignore[attr-defined]
     return model
 
 
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("name", ALL)
-def test_evaluate_and_training_are_the_same_bit_for_bit_every_run(name: str) -> None:
+def test_evaluate_and_training_are_the_same_bit_for_bit_every_run(
+    name: str, optimizer: str
+) -> None:
     """On the emulated GPU every launch runs its blocks and threads in a new random order:
     only sums combined in a fixed order come out the same each time."""
-    first, second = _trained(name), _trained(name)
+    first, second = _trained(name, optimizer), _trained(name, optimizer)
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     with fastnn.use_backend(name):
@@ -157,17 +169,21 @@ def test_a_keras_step_is_at_most_ten_launches(
     assert steady.get("graph", 0) == (1 if graphs == "1" else 0), steady
 
 
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("name", EMULATED)
-def test_graph_replays_give_the_eager_numbers(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_graph_replays_give_the_eager_numbers(
+    name: str, optimizer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     results = {}
+    backend = fastnn.get_backend(name)
+    replays = backend.graph_status()["replays"]  # type: ignore[attr-defined]
     for graphs in ("0", "1"):
         monkeypatch.setenv("FASTNN_CUDA_GRAPHS", graphs)
-        model = _trained(name)
+        model = _trained(name, optimizer)
         with fastnn.use_backend(name):
             logs = model.evaluate(model.x, model.y)  # type: ignore[attr-defined]
         results[graphs] = (model.get_weights(), logs, model.history.history)  # type: ignore[union-attr]
-    backend = fastnn.get_backend(name)
-    assert backend.graph_status()["replays"] > 0  # type: ignore[attr-defined]
+    assert backend.graph_status()["replays"] > replays  # type: ignore[attr-defined]
     for a, b in zip(results["0"][0], results["1"][0], strict=True):
         np.testing.assert_array_equal(a, b)
     assert results["0"][1:] == results["1"][1:]

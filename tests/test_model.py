@@ -283,12 +283,14 @@ def test_optimizer_arguments_are_checked() -> None:
 
 def test_keras_defaults() -> None:
     rms, adam, sgd = optimizers.get("rmsprop"), optimizers.get("adam"), optimizers.get("SGD")
-    assert rms.get_config() == {"learning_rate": 1e-3, "rho": 0.9, "epsilon": 1e-7}
+    assert rms.get_config() == {"learning_rate": 1e-3, "rho": 0.9, "momentum": 0.0,
+                                "epsilon": 1e-7, "centered": False}  # fmt: skip
     assert adam.get_config() == {
         "learning_rate": 1e-3,
         "beta_1": 0.9,
         "beta_2": 0.999,
         "epsilon": 1e-7,
+        "amsgrad": False,
     }
     assert sgd.get_config() == {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False}
 

@@ -12,6 +12,7 @@ object, several steps, every weight in one ``apply``. The golden values in
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ import pytest
 import fastnn
 from fastnn import optimizers
 
-from .conftest import backend_params
+from .conftest import OTHER_BACKENDS, backend_params
+from .reference import same_as_numpy
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "keras_optimizers.json"
 STEPS = 4
@@ -134,3 +136,56 @@ def test_optimizers_match_keras_itself(name: str, case: dict[str, Any]) -> None:
     got = _run(name, case["class"], case["config"], w0, grads, np.float32)
     for g, want in zip(got, case["final"], strict=True):
         np.testing.assert_allclose(g, np.array(want), rtol=1e-5, atol=1e-6)
+
+
+#: each rule's kernel, in each of its forms
+RULES: dict[str, Callable[..., optimizers.Optimizer]] = {
+    "sgd": lambda **adjust: optimizers.SGD(0.1, **adjust),
+    "nesterov": lambda **adjust: optimizers.SGD(0.1, momentum=0.9, nesterov=True, **adjust),
+    "rmsprop": lambda **adjust: optimizers.RMSprop(0.01, **adjust),
+    "rmsprop-momentum-centered": lambda **adjust: optimizers.RMSprop(
+        0.01, momentum=0.5, centered=True, **adjust
+    ),
+    "amsgrad": lambda **adjust: optimizers.Adam(0.01, beta_2=0.5, amsgrad=True, **adjust),
+}
+ADJUSTMENTS = {
+    "clipnorm": {"clipnorm": 0.5},
+    "clipvalue-decay": {"clipvalue": 0.01, "weight_decay": 0.1},
+    "global-clipnorm": {"global_clipnorm": 0.3},
+    "decay": {"weight_decay": 0.1},
+}
+
+
+def _gradients(kind: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """A kernel's (20, 30) and a bias's (30,) gradient: ``zero-blocks`` has its first 300
+    kernel entries 0 (whole blocks that RMSprop's kernel skips), ``nan`` and ``inf`` one
+    such entry, which makes a norm, and so every clipped gradient, NaN."""
+    grads = [rng.standard_normal((20, 30)), rng.standard_normal(30)]
+    if kind == "zero-blocks":
+        grads[0].reshape(-1)[:300] = 0.0
+    elif kind in ("nan", "inf"):
+        grads[1][3] = np.nan if kind == "nan" else np.inf
+    return grads
+
+
+@pytest.mark.parametrize("kind", ["normal", "zero-blocks", "nan", "inf"])
+@pytest.mark.parametrize("adjust", sorted(ADJUSTMENTS))
+@pytest.mark.parametrize("rule", sorted(RULES))
+@pytest.mark.parametrize("name", backend_params(OTHER_BACKENDS))
+def test_clipping_and_decay_fused_into_the_update_match_the_reference(
+    name: str, rule: str, adjust: str, kind: str
+) -> None:
+    """The kernels clip and decay inside the update; the reference does it in passes of
+    its own first. Two steps, so that state written by the first is read by the second."""
+    rng = np.random.default_rng(11)
+    weights = [rng.standard_normal((20, 30)), rng.standard_normal(30)]
+    steps = [_gradients(kind, rng) for _ in range(2)]
+
+    def run(backend: Any) -> list[Any]:
+        optimizer = RULES[rule](**ADJUSTMENTS[adjust])
+        params = [backend.asarray(w.copy()) for w in weights]
+        for grads in steps:
+            optimizer.apply(backend, params, [backend.asarray(g.copy()) for g in grads])
+        return [*params, *optimizer.get_state(backend)]
+
+    same_as_numpy(name, run)

@@ -71,6 +71,18 @@ UPDATE_RULES: dict[str, tuple[str, ...]] = {
     "adam": ("m", "v", "v_hat"),
 }
 
+
+class Adjustment(NamedTuple):
+    """What Keras does to a step before its update, given to :meth:`Backend.apply_updates`:
+    ``clipping`` ("clipnorm", "clipvalue", "global_clipnorm" or None) of the gradients to
+    ``limit``, and decoupled weight decay, ``w -= w * weight_decay * learning_rate``
+    (0: none)."""
+
+    clipping: str | None
+    limit: float
+    weight_decay: float
+
+
 # Fields of a pass's totals: a float64 array the losses add to step by step, read once at
 # the end of the pass (the same numbers as kernels/cuda/losses.cu). LAST_LOSS holds the
 # latest step's mean loss: the scalar a fused loss returns is a view of it.
@@ -544,13 +556,13 @@ class Backend(ABC):
         unweighted loss's gradient, (B, K)) scaled in place row by row to match it."""
         raise NotImplementedError(f"the {self.name} backend has no sample weights")
 
-    def clip_gradients(self, grads: list[Array], option: str, limit: float) -> None:
+    def clip_gradients(self, grads: Sequence[Array], option: str, limit: float) -> None:
         """Keras's gradient clipping, in place: ``option`` "clipnorm" scales each gradient
         whose L2 norm exceeds ``limit`` down to it, "global_clipnorm" all of them by their
         joint norm, "clipvalue" clips each entry to [-limit, limit]."""
         raise NotImplementedError(f"the {self.name} backend has no gradient clipping")
 
-    def decay_weights(self, params: list[Array], weight_decay: float, rate: float) -> None:
+    def decay_weights(self, params: Sequence[Array], weight_decay: float, rate: float) -> None:
         """Keras's decoupled weight decay, in place: ``w -= w * weight_decay * rate``."""
         raise NotImplementedError(f"the {self.name} backend has no weight decay")
 
@@ -627,6 +639,7 @@ class Backend(ABC):
         slots: Sequence[Mapping[str, Array]],
         hyper: dict[str, Any],
         state: Array,
+        adjust: Adjustment | None = None,
     ) -> None:
         """One optimizer step over every parameter, then ``state[0] += 1``.
 
@@ -634,7 +647,14 @@ class Backend(ABC):
         :meth:`rmsprop_update`), ``slots[i]`` holds parameter i's state arrays by name
         (some of the rule's), ``hyper`` the update's other keyword arguments. ``state``
         (two uint64 on the backend) counts the steps taken; Adam's bias correction uses it.
+        ``adjust``: clipping and weight decay first (the gradients may be clipped in
+        place); a backend's kernels fuse them into the update.
         """
+        if adjust is not None:
+            if adjust.clipping is not None:
+                self.clip_gradients(grads, adjust.clipping, adjust.limit)
+            if adjust.weight_decay:
+                self.decay_weights(params, adjust.weight_decay, hyper["learning_rate"])
         update = getattr(self, f"{rule}_update")
         step = int(state[0]) + 1
         extra = {"step": step} if rule == "adam" else {}

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from fastnn.backends.base import Adjustment
+
 FLOAT, LABELLED, PLAIN = "float", "labelled", "plain"
 
 #: the kernels of each source file, and how each is templated: over the float type,
@@ -34,7 +36,13 @@ KERNELS: dict[str, dict[str, str]] = {
         "sigmoid_binary_cross_entropy": FLOAT,
         "mean_squared_error": FLOAT,
     },
-    "optimizers.cu": {"sgd": FLOAT, "momentum": FLOAT, "rmsprop": FLOAT, "adam": FLOAT},
+    "optimizers.cu": {
+        "gradient_norms": FLOAT,
+        "sgd": FLOAT,
+        "momentum": FLOAT,
+        "rmsprop": FLOAT,
+        "adam": FLOAT,
+    },
     "rows.cu": {
         "count_argmax_matches": LABELLED,
         "count_threshold_matches": FLOAT,
@@ -50,6 +58,13 @@ COUNT_CODES: dict[str | None, int] = {None: 0, "argmax": 1, "threshold": 2}
 COMPILE_OPTIONS = ("-std=c++17",)
 #: numbers per parameter in optimizers.cu's table: size, param, grad, three state arrays
 UPDATE_TABLE_ROW = 6
+#: optimizers.cu's clipping codes
+CLIPPING_CODES: dict[str | None, int] = {
+    None: 0,
+    "clipvalue": 1,
+    "clipnorm": 2,
+    "global_clipnorm": 3,
+}
 
 _INCLUDE = re.compile(r'^#include "([\w.]+)"\s*$', re.MULTILINE)
 _PRAGMA_ONCE = re.compile(r"^#pragma once\s*$", re.MULTILINE)
@@ -146,8 +161,18 @@ def kernel_probe(xp: Any) -> str | None:
     return None
 
 
+def adjust_scalars(adjust: Adjustment | None, rate: float, dtype: np.dtype) -> tuple[Any, ...]:
+    """An update kernel's clipping code, limit, weight decay and rate (optimizers.cu's
+    Adjust, less the norms), in order."""
+    cast = dtype.type
+    if adjust is None:
+        return (np.int32(0), cast(0.0), cast(0.0), cast(rate))
+    return (np.int32(CLIPPING_CODES[adjust.clipping]), cast(adjust.limit),
+            cast(adjust.weight_decay), cast(rate))  # fmt: skip
+
+
 def update_scalars(rule: str, hyper: dict[str, Any], dtype: np.dtype) -> tuple[Any, ...]:
-    """The scalar arguments of optimizers.cu's kernel ``rule``, in order."""
+    """The scalar arguments of optimizers.cu's kernel ``rule`` after its Adjust, in order."""
     cast = dtype.type
     tiny = cast(np.finfo(dtype).tiny)
     lr = hyper["learning_rate"]

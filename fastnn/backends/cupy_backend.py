@@ -33,6 +33,7 @@ from fastnn.backends.base import (
     LAST_LOSS,
     LOSSES,
     UPDATE_RULES,
+    Adjustment,
     Array,
     Count,
     DTypeLike,
@@ -46,6 +47,7 @@ from fastnn.backends.cuda_kernels import (
     LABEL_DTYPE,
     UPDATE_TABLE_ROW,
     KernelCache,
+    adjust_scalars,
     kernel_probe,
     update_scalars,
 )
@@ -106,6 +108,8 @@ class CupyBackend(NumpyBackend):
         self.xp = self._array_module()
         self._kernels = KernelCache(self.xp)
         self._tables: dict[tuple[int, ...], tuple[Array, tuple[Array, ...]]] = {}
+        #: gradient_norms buffers by number of parameters (see _norm_buffers)
+        self._norms: dict[int, tuple[Array, Array, Array]] = {}
         self._orders: dict[int, Array] = {}
         self._graphs = StepGraphs(self)
         self._stream: Any = None
@@ -535,6 +539,7 @@ class CupyBackend(NumpyBackend):
         slots: Sequence[Mapping[str, Array]],
         hyper: dict[str, Any],
         state: Array,
+        adjust: Adjustment | None = None,
     ) -> None:
         names = UPDATE_RULES[rule]
         # each parameter's row of the kernel's table: param, grad, then the rule's state
@@ -548,16 +553,36 @@ class CupyBackend(NumpyBackend):
             and all(self._fits_update(params[0], group) for group in groups)
         )  # fmt: skip
         if not fits:
-            super().apply_updates(rule, params, grads, slots, hyper, state)
+            super().apply_updates(rule, params, grads, slots, hyper, state, adjust)
             return
         dtype = params[0].dtype
         rows = [[p.size, *group, *([None] * (UPDATE_TABLE_ROW - 1 - len(group)))]
                 for p, group in zip(params, groups, strict=True)]  # fmt: skip
         table = self._table(rows)
-        kernel = self._kernel("optimizers.cu", rule, dtype)
-        scalars = update_scalars(rule, hyper, dtype)
+        tensors = np.int32(len(params))
         largest = max(p.size for p in params)
-        self._launch(kernel, largest, (table, np.int32(len(params)), *scalars, state))
+        partial, squares, done = self._norm_buffers(len(params))
+        if adjust is not None and adjust.clipping in ("clipnorm", "global_clipnorm"):
+            norms = self._kernel("optimizers.cu", "gradient_norms", dtype)
+            self._launch(norms, largest, (table, tensors, partial, squares, done))
+        kernel = self._kernel("optimizers.cu", rule, dtype)
+        adjusting = adjust_scalars(adjust, hyper["learning_rate"], dtype)
+        scalars = update_scalars(rule, hyper, dtype)
+        self._launch(kernel, largest, (table, tensors, squares, *adjusting, *scalars, state))
+
+    def _norm_buffers(self, tensors: int) -> tuple[Array, Array, Array]:
+        """optimizers.cu's gradient_norms scratch (a share per block of each gradient), its
+        squared norms and its count of finished blocks, kept per number of parameters: a
+        step replayed as a CUDA graph reads the same ones."""
+        buffers = self._norms.get(tensors)
+        if buffers is None:
+            xp = self.xp
+            buffers = self._norms[tensors] = (
+                xp.zeros(tensors * self.max_blocks, np.float64),
+                xp.zeros(tensors, np.float64),
+                xp.zeros(1, np.uint64),
+            )
+        return buffers
 
     def _fits_update(self, first: Array, group: Sequence[Array | None]) -> bool:
         """Whether a parameter and its gradient and state fit the update kernels: one shape,

@@ -21,11 +21,18 @@ from __future__ import annotations
 import importlib.util
 import math
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from fastnn.backends.base import Array, Scalar, check_activation_name
+from fastnn.backends.base import (
+    UPDATE_RULES,
+    Adjustment,
+    Array,
+    Scalar,
+    check_activation_name,
+)
 from fastnn.backends.numpy_backend import (
     NumpyBackend,
     adam_step_size,
@@ -110,11 +117,6 @@ SCATTER_BYTES = 256 * 1024
 _TINY = {np.dtype(t): t(np.finfo(t).tiny) for t in (np.float32, np.float64)}
 
 
-def _present(*arrays: np.ndarray | None) -> list[np.ndarray]:
-    """The optional state arrays an update was given."""
-    return [a for a in arrays if a is not None]
-
-
 _EMPTY = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
 
 
@@ -122,6 +124,21 @@ def _empty(dtype: np.dtype) -> np.ndarray:
     """A 0-length array of ``dtype``: an optional state array a kernel was not given."""
     empty = _EMPTY.get(dtype)
     return empty if empty is not None else np.empty(0, dtype)
+
+
+#: what an update runs over: the parameter's dtype, the names of the state arrays given
+#: (in the rule's order), and pieces of (param, grad, those arrays) from :func:`_pieces`
+UpdatePlan = tuple[np.dtype, tuple[str, ...], list[list[np.ndarray]]]
+
+
+def _plan(
+    rule: str, param: Array, grad: Array, slots: Mapping[str, Array | None]
+) -> UpdatePlan | None:
+    """How the kernels run one parameter's update, or None where they cannot."""
+    state = [(name, slots.get(name)) for name in UPDATE_RULES[rule]]
+    given = tuple(name for name, array in state if array is not None)
+    pieces = _pieces(param, grad, *(array for _, array in state if array is not None))
+    return None if pieces is None else (param.dtype, given, pieces)
 
 
 def _tiny(dtype: np.dtype) -> Any:
@@ -536,13 +553,103 @@ class NumbaBackend(NumpyBackend):
         return None
 
     # -------------------------------------------------------------- optimizers
-    def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:
-        pieces = _pieces(param, grad)
-        if pieces is None:
-            return super().sgd_update(param, grad, learning_rate)
+    def apply_updates(
+        self,
+        rule: str,
+        params: Sequence[Array],
+        grads: Sequence[Array],
+        slots: Sequence[Mapping[str, Array]],
+        hyper: dict[str, Any],
+        state: Array,
+        adjust: Adjustment | None = None,
+    ) -> None:
+        plans = []
+        for param, grad, param_slots in zip(params, grads, slots, strict=True):
+            plan = _plan(rule, param, grad, param_slots)
+            if plan is None:
+                super().apply_updates(rule, params, grads, slots, hyper, state, adjust)
+                return
+            plans.append(plan)
+        scales = self._clipping_scales(grads, adjust)
+        step = int(state[0]) + 1
+        for plan, scale in zip(plans, scales, strict=True):
+            self._update(rule, plan, hyper, step, scale, adjust)
+        state[0] = step
+
+    def _clipping_scales(self, grads: Sequence[Array], adjust: Adjustment | None) -> list[float]:
+        """The factor each gradient is multiplied by, as Keras's ``clipnorm`` (each by its
+        own norm) or ``global_clipnorm`` (all by their joint norm) has it; 1 otherwise. A
+        NaN or infinite norm gives NaN, as in Keras."""
+        if adjust is None or adjust.clipping not in ("clipnorm", "global_clipnorm"):
+            return [1.0] * len(grads)
+        squares = [self._optimizers.sum_of_squares(g.reshape(-1)) for g in grads]
+        limit = adjust.limit
+        if adjust.clipping == "clipnorm":  # limit / max(norm, limit), a NaN norm kept
+            return [limit / n if not n <= limit else 1.0 for n in map(math.sqrt, squares)]
+        norm = math.sqrt(sum(squares))
+        scale = 1.0 if norm <= limit else limit / norm if math.isfinite(norm) else math.nan
+        return [scale] * len(grads)
+
+    def _update(
+        self,
+        rule: str,
+        plan: UpdatePlan,
+        hyper: dict[str, Any],
+        step: int,
+        scale: float = 1.0,
+        adjust: Adjustment | None = None,
+    ) -> None:
+        """One parameter's update by the kernel of ``rule``, clipping and decay fused in."""
+        dtype, given, pieces = plan
+        cast, tiny = dtype.type, _tiny(dtype)
+        kernels = self._optimizers
+        lr = hyper["learning_rate"]
+        clipvalue = adjust is not None and adjust.clipping == "clipvalue"
+        tail = (cast(scale), cast(adjust.limit if clipvalue else np.inf),  # type: ignore[union-attr]
+                cast(adjust.weight_decay if adjust else 0.0), cast(lr))  # fmt: skip
+        # 1 - rho and 1 - beta are rounded once from the float, as NumPy's (1.0 - rho) is
+        scalars: tuple[Any, ...]
+        plain_rmsprop = rule == "rmsprop" and given == ("velocity",)
+        if rule == "sgd":
+            kernel, scalars = kernels.sgd, (cast(lr),)
+        elif rule == "momentum":
+            kernel = kernels.momentum
+            scalars = (cast(lr), cast(hyper["momentum"]), bool(hyper["nesterov"]), tiny)
+        elif rule == "adam":
+            beta_1, beta_2 = hyper["beta_1"], hyper["beta_2"]
+            kernel = kernels.adam
+            scalars = (cast(adam_step_size(lr, beta_1, beta_2, step)), cast(1.0 - beta_1),
+                       cast(1.0 - beta_2), cast(hyper["epsilon"]), tiny)  # fmt: skip
+        else:
+            rho = hyper["rho"]
+            rmsprop = (cast(lr), cast(rho), cast(1.0 - rho), cast(hyper["epsilon"]))
+            if plain_rmsprop:  # a kernel of its own, which skips zero blocks
+                kernel, scalars = kernels.rmsprop, (*rmsprop, tiny)
+            else:
+                kernel = kernels.rmsprop_with_state
+                scalars = (*rmsprop, cast(hyper.get("momentum", 0.0)), tiny)
+        every = given if plain_rmsprop else UPDATE_RULES[rule]
+        empty = _empty(dtype)
         for views in pieces:
-            self._optimizers.sgd(*views, param.dtype.type(learning_rate))
-        return None
+            # every state array the kernel takes, empty for those not given
+            by_name = dict(zip(given, views[2:], strict=True))
+            kernel(*views[:2], *(by_name.get(name, empty) for name in every), *scalars, *tail)
+
+    def _update_alone(
+        self, rule: str, param: Array, grad: Array, slots: dict[str, Array | None],
+        hyper: dict[str, Any], step: int = 1,
+    ) -> bool:  # fmt: skip
+        """One parameter's update as step ``step`` (its state by name, None for those not
+        given); False, doing nothing, where the kernels do not take its arrays."""
+        plan = _plan(rule, param, grad, slots)
+        if plan is None:
+            return False
+        self._update(rule, plan, hyper, step)
+        return True
+
+    def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:
+        if not self._update_alone("sgd", param, grad, {}, {"learning_rate": learning_rate}):
+            super().sgd_update(param, grad, learning_rate)
 
     def momentum_update(
         self,
@@ -553,16 +660,9 @@ class NumbaBackend(NumpyBackend):
         momentum: float,
         nesterov: bool,
     ) -> None:
-        pieces = _pieces(param, grad, velocity)
-        if pieces is None:
-            return super().momentum_update(param, grad, velocity, learning_rate, momentum, nesterov)
-        cast = param.dtype.type
-        tiny = _tiny(param.dtype)
-        for views in pieces:
-            self._optimizers.momentum(
-                *views, cast(learning_rate), cast(momentum), bool(nesterov), tiny
-            )
-        return None
+        hyper = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov}
+        if not self._update_alone("momentum", param, grad, {"velocity": velocity}, hyper):
+            super().momentum_update(param, grad, velocity, learning_rate, momentum, nesterov)
 
     def rmsprop_update(
         self,
@@ -576,27 +676,13 @@ class NumbaBackend(NumpyBackend):
         momentum_buffer: Array | None = None,
         average_gradient: Array | None = None,
     ) -> None:
-        options = _present(momentum_buffer, average_gradient)
-        pieces = _pieces(param, grad, velocity, *options)
-        if pieces is None:
-            return super().rmsprop_update(param, grad, velocity, learning_rate, rho, epsilon,
-                                          momentum, momentum_buffer, average_gradient)  # fmt: skip
-        cast = param.dtype.type
-        common = (cast(learning_rate), cast(rho), cast(1.0 - rho), cast(epsilon))
-        tiny = _tiny(param.dtype)
-        if not options:  # the plain form, which can skip the gradient's zero blocks
-            for views in pieces:
-                self._optimizers.rmsprop(*views, *common, tiny)
-            return None
-        empty = _empty(param.dtype)
-        for views in pieces:
-            given = iter(views[3:])  # the pieces of the options given, in their order
-            buffer = next(given) if momentum_buffer is not None else empty
-            average = next(given) if average_gradient is not None else empty
-            self._optimizers.rmsprop_with_state(
-                *views[:3], buffer, average, *common, cast(momentum), tiny
-            )
-        return None
+        hyper = {"learning_rate": learning_rate, "rho": rho, "epsilon": epsilon,
+                 "momentum": momentum}  # fmt: skip
+        slots = {"velocity": velocity, "momentum_buffer": momentum_buffer,
+                 "average_gradient": average_gradient}  # fmt: skip
+        if not self._update_alone("rmsprop", param, grad, slots, hyper):
+            super().rmsprop_update(param, grad, velocity, learning_rate, rho, epsilon, momentum,
+                                   momentum_buffer, average_gradient)  # fmt: skip
 
     def adam_update(
         self,
@@ -611,18 +697,9 @@ class NumbaBackend(NumpyBackend):
         step: int,
         v_hat: Array | None = None,
     ) -> None:
-        pieces = _pieces(param, grad, m, v, *_present(v_hat))
-        if pieces is None:
-            return super().adam_update(
-                param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step, v_hat
-            )
-        cast = param.dtype.type
-        alpha = adam_step_size(learning_rate, beta_1, beta_2, step)
-        tiny = _tiny(param.dtype)
-        empty = _empty(param.dtype)
-        for views in pieces:
-            self._optimizers.adam(
-                *views[:4], views[4] if v_hat is not None else empty,
-                cast(alpha), cast(1.0 - beta_1), cast(1.0 - beta_2), cast(epsilon), tiny,
-            )  # fmt: skip
-        return None
+        hyper = {"learning_rate": learning_rate, "beta_1": beta_1, "beta_2": beta_2,
+                 "epsilon": epsilon}  # fmt: skip
+        slots = {"m": m, "v": v, "v_hat": v_hat}
+        if not self._update_alone("adam", param, grad, slots, hyper, step):
+            super().adam_update(param, grad, m, v, learning_rate, beta_1, beta_2, epsilon, step,
+                                v_hat)  # fmt: skip

@@ -8,6 +8,7 @@ mirrors NumPy's API can inherit the ops it does not override.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -304,7 +305,7 @@ class NumpyBackend(Backend):
         grad *= weights[:, None]
         return float((per_row * weights).sum() / rows)
 
-    def clip_gradients(self, grads: list[Array], option: str, limit: float) -> None:
+    def clip_gradients(self, grads: Sequence[Array], option: str, limit: float) -> None:
         xp = self.xp
         if option == "clipvalue":
             for grad in grads:
@@ -323,7 +324,7 @@ class NumpyBackend(Backend):
         for grad in grads:
             grad *= scale.astype(grad.dtype)
 
-    def decay_weights(self, params: list[Array], weight_decay: float, rate: float) -> None:
+    def decay_weights(self, params: Sequence[Array], weight_decay: float, rate: float) -> None:
         for param in params:  # in the weight's precision, in Keras's order of operations
             dtype = param.dtype.type
             param -= param * dtype(weight_decay) * dtype(rate)
