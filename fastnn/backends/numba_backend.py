@@ -604,9 +604,13 @@ class NumbaBackend(NumpyBackend):
         cast, tiny = dtype.type, _tiny(dtype)
         kernels = self._optimizers
         lr = hyper["learning_rate"]
+        # None for what is not wanted: the kernels are compiled without that work
         clipvalue = adjust is not None and adjust.clipping == "clipvalue"
-        tail = (cast(scale), cast(adjust.limit if clipvalue else np.inf),  # type: ignore[union-attr]
-                cast(adjust.weight_decay if adjust else 0.0), cast(lr))  # fmt: skip
+        norm_clipping = adjust is not None and adjust.clipping in ("clipnorm", "global_clipnorm")
+        tail = (cast(scale) if norm_clipping else None,
+                cast(adjust.limit) if clipvalue else None,  # type: ignore[union-attr]
+                cast(adjust.weight_decay) if adjust and adjust.weight_decay else None,
+                cast(lr))  # fmt: skip
         # 1 - rho and 1 - beta are rounded once from the float, as NumPy's (1.0 - rho) is
         scalars: tuple[Any, ...]
         plain_rmsprop = rule == "rmsprop" and given == ("velocity",)
