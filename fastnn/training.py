@@ -257,9 +257,7 @@ class Step:
         """
         model, optimizer = self.model, self.optimizer
         confusion = model.compiled is not None and model.compiled.confusion_metrics
-        # sample weights run as array code, which allocates: such a step cannot replay
-        array_code = self.data.weighted
-        if optimizer._slots is None or not replayable(model.layers) or confusion or array_code:
+        if optimizer._slots is None or not replayable(model.layers) or confusion:
             return None
         if self.arrays is None:
             arrays = (*self.data.sources, self.order, self.state.totals, self.state.cursor,

@@ -77,40 +77,57 @@ def softmax_backward(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
 
 
 @kernel
-def sparse_softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray, grad: np.ndarray) -> float:
+def _weight(weights: np.ndarray | None, i: int) -> float:
+    """Row i's sample weight; 1 without weights (None: Numba compiles the kernel for it
+    without this work)."""
+    if weights is None:
+        return 1.0
+    return weights[i]
+
+
+@kernel
+def sparse_softmax_cross_entropy(
+    logits: np.ndarray, labels: np.ndarray, grad: np.ndarray, weights: np.ndarray | None
+) -> float:
     """Mean of ``-log softmax(logits)[label]`` and its gradient ``(p - onehot) / B`` into grad.
 
     logits, grad (B, K); labels (B,) integers in [0, K); grad must not alias logits.
+    ``weights`` (B,), Keras's sample weights: each row's loss and gradient times its weight.
     """
     rows, cols = logits.shape
     for i in range(rows):
         if labels[i] < 0 or labels[i] >= cols:
             raise IndexError("label outside [0, number of classes)")
     _exp_of_shifted_rows(logits, grad)
-    inv_rows = grad.dtype.type(1) / rows
     total = 0.0
     for i in range(rows):
         label = labels[i]
+        weight = _weight(weights, i)
+        row_scale = weight / rows
         sum_exp = _row_sum(grad, i)
-        total += math.log(sum_exp) - (logits[i, label] - _row_max(logits, i))
-        scale = inv_rows / sum_exp
+        total += weight * (math.log(sum_exp) - (logits[i, label] - _row_max(logits, i)))
+        scale = row_scale / sum_exp
         for j in range(cols):
             grad[i, j] *= scale
-        grad[i, label] -= inv_rows
+        grad[i, label] -= row_scale
     return total / rows
 
 
 @kernel
-def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, grad: np.ndarray) -> float:
+def softmax_cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, grad: np.ndarray, weights: np.ndarray | None
+) -> float:
     """Mean of ``-sum(t * log softmax(z))`` and its gradient ``(p * sum(t) - t) / B``.
 
-    logits, targets, grad (B, K); grad must not alias logits.
+    logits, targets, grad (B, K); grad must not alias logits; weights as above.
     """
     rows, cols = logits.shape
     _exp_of_shifted_rows(logits, grad)
-    inv_rows = grad.dtype.type(1) / rows
     total = 0.0
     for i in range(rows):
+        weight = _weight(weights, i)
+        row_scale = weight / rows
+        row_total = 0.0
         sum_exp = _row_sum(grad, i)
         log_sum = math.log(sum_exp)
         top = _row_max(logits, i)
@@ -118,44 +135,55 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, grad: np.ndar
         for j in range(cols):
             t = targets[i, j]
             mass += t
-            total += t * (log_sum - (logits[i, j] - top))
+            row_total += t * (log_sum - (logits[i, j] - top))
+        total += weight * row_total
         scale = mass / sum_exp
         for j in range(cols):
-            grad[i, j] = (grad[i, j] * scale - targets[i, j]) * inv_rows
+            grad[i, j] = (grad[i, j] * scale - targets[i, j]) * row_scale
     return total / rows
 
 
 @kernel
 def sigmoid_binary_cross_entropy(
-    logits: np.ndarray, targets: np.ndarray, grad: np.ndarray
+    logits: np.ndarray, targets: np.ndarray, grad: np.ndarray, weights: np.ndarray | None
 ) -> float:
     """Mean over all entries of binary cross-entropy of ``sigmoid(z)``, and its gradient.
 
-    Uses ``max(z, 0) - z t + log(1 + exp(-|z|))``, finite for any logit.
+    Uses ``max(z, 0) - z t + log(1 + exp(-|z|))``, finite for any logit; weights as above.
     """
     rows, cols = logits.shape
-    inv_count = grad.dtype.type(1) / (rows * cols)
+    inv_count = 1.0 / (rows * cols)
     total = 0.0
     for i in range(rows):
+        weight = _weight(weights, i)
+        row_scale = weight * inv_count
+        row_total = 0.0
         for j in range(cols):
             z = logits[i, j]
             t = targets[i, j]
             e = exp_nonpositive(-abs(z))
-            total += max(z, 0) - z * t + math.log1p(e)
+            row_total += max(z, 0) - z * t + math.log1p(e)
             probability = 1 / (1 + e) if z >= 0 else e / (1 + e)
-            grad[i, j] = (probability - t) * inv_count
+            grad[i, j] = (probability - t) * row_scale
+        total += weight * row_total
     return total * inv_count
 
 
 @kernel
-def mean_squared_error(predictions: np.ndarray, targets: np.ndarray, grad: np.ndarray) -> float:
-    """Mean over all entries of ``(p - t)**2``, and its gradient ``2 (p - t) / count``."""
+def mean_squared_error(
+    predictions: np.ndarray, targets: np.ndarray, grad: np.ndarray, weights: np.ndarray | None
+) -> float:
+    """Mean over all entries of ``(p - t)**2``, and its gradient ``2 (p - t) / count``;
+    weights as above."""
     rows, cols = predictions.shape
-    scale = grad.dtype.type(2) / (rows * cols)
     total = 0.0
     for i in range(rows):
+        weight = _weight(weights, i)
+        scale = 2 * weight / (rows * cols)
+        row_total = 0.0
         for j in range(cols):
             d = predictions[i, j] - targets[i, j]
-            total += d * d
+            row_total += d * d
             grad[i, j] = d * scale
+        total += weight * row_total
     return total / (rows * cols)

@@ -169,17 +169,21 @@ def test_a_keras_step_is_at_most_ten_launches(
     assert steady.get("graph", 0) == (1 if graphs == "1" else 0), steady
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample-weights"])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("name", EMULATED)
 def test_graph_replays_give_the_eager_numbers(
-    name: str, optimizer: str, monkeypatch: pytest.MonkeyPatch
+    name: str, optimizer: str, weighted: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Replayed steps (sample weights, clipping and decay too: their work is all kernels
+    on fixed buffers) end with the weights and figures the eager steps give."""
     results = {}
     backend = fastnn.get_backend(name)
     replays = backend.graph_status()["replays"]  # type: ignore[attr-defined]
+    fit = {"sample_weight": np.linspace(0.0, 2.0, 300)} if weighted else {}
     for graphs in ("0", "1"):
         monkeypatch.setenv("FASTNN_CUDA_GRAPHS", graphs)
-        model = _trained(name, optimizer)
+        model = _trained(name, optimizer, **fit)
         with fastnn.use_backend(name):
             logs = model.evaluate(model.x, model.y)  # type: ignore[attr-defined]
         results[graphs] = (model.get_weights(), logs, model.history.history)  # type: ignore[union-attr]

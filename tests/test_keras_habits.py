@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn import layers
+from fastnn.backends.base import LOSSES, TOTALS_START
 from fastnn.progress import ProgressBar
 
-from .conftest import backend_params
+from .conftest import OTHER_BACKENDS, backend_params
+from .reference import same_as_numpy
 
 rng = np.random.default_rng(0)
 x_train = rng.standard_normal((200, 6)).astype(np.float32)
@@ -611,6 +614,40 @@ def test_a_uniform_weight_scales_the_gradient(name: str, loss: str) -> None:
         plain.fit(x_train, y, epochs=2, batch_size=40, shuffle=False, verbose=0)
     for got, want in zip(weighted.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("fused", ["alone", "with-bias-and-totals"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("name", backend_params(OTHER_BACKENDS))
+def test_the_loss_kernels_take_the_sample_weights(
+    name: str, loss: str, dtype: type, fused: str
+) -> None:
+    """The fused loss of every backend against the reference's weighted loss: a weight of
+    0, of 1 and large ones; alone, and with the bias, its gradient and a pass's totals
+    around it as a training step has them (the GPU's one-launch form)."""
+    rng = np.random.default_rng(9)
+    outputs = rng.standard_normal((37, 5)).astype(dtype)
+    if loss == "sparse_softmax_cross_entropy":
+        targets = rng.integers(0, 5, 37)
+    else:
+        targets = (rng.random((37, 5)) < 0.3).astype(dtype)
+    weights = rng.random(37).astype(dtype) * 3
+    weights[:4] = [0.0, 1.0, 40.0, 0.0]
+    bias = rng.standard_normal(5).astype(dtype)
+
+    def run(backend: Any) -> list[Any]:
+        extra: dict[str, Any] = {}
+        if fused != "alone":
+            extra = {"bias": backend.asarray(bias), "bias_grad": backend.zeros(5, dtype),
+                     "totals": backend.asarray(TOTALS_START.copy())}  # fmt: skip
+        value, grad = backend.loss_and_gradient(
+            loss, backend.asarray(outputs.copy()), backend.asarray(targets),
+            weights=backend.asarray(weights), **extra,
+        )  # fmt: skip
+        return [np.float64(value), grad, *extra.values()]
+
+    same_as_numpy(name, run)
 
 
 @pytest.mark.parametrize("name", backend_params())

@@ -539,9 +539,10 @@ class Backend(ABC):
             raise ValueError(f"unknown loss {loss!r}; valid: " + ", ".join(LOSSES))
         if bias is not None:
             self.bias_add(outputs, bias, out=outputs)
-        value, grad = getattr(self, loss)(outputs, targets, grad_out)
-        if weights is not None:
-            value = self.weighted_loss(loss, outputs, targets, weights, grad)
+        if weights is None:
+            value, grad = getattr(self, loss)(outputs, targets, grad_out)
+        else:
+            value, grad = self.weighted_loss(loss, outputs, targets, weights, grad_out)
         if bias_grad is not None:
             self.sum_rows(grad, out=bias_grad)
         if totals is not None:
@@ -550,10 +551,16 @@ class Backend(ABC):
         return value, grad
 
     def weighted_loss(
-        self, loss: str, outputs: Array, targets: Array, weights: Array, grad: Array
-    ) -> Scalar:
-        """Keras's weighted loss, ``sum(weights * row losses) / B``, and ``grad`` (the
-        unweighted loss's gradient, (B, K)) scaled in place row by row to match it."""
+        self,
+        loss: str,
+        outputs: Array,
+        targets: Array,
+        weights: Array,
+        grad_out: Array | None = None,
+    ) -> tuple[Scalar, Array]:
+        """The fused loss ``loss`` with Keras's sample weights ``weights`` (B,): the sum of
+        each row's loss times its weight over B, and the gradient (B, K) of that, each
+        row's scaled by its weight (into ``grad_out`` when given)."""
         raise NotImplementedError(f"the {self.name} backend has no sample weights")
 
     def clip_gradients(self, grads: Sequence[Array], option: str, limit: float) -> None:

@@ -329,6 +329,7 @@ class CupyBackend(NumpyBackend):
         bias_grad: Array | None = None,
         totals: Array | None = None,
         count: Count | None = None,
+        weights: Array | None = None,
     ) -> tuple[Scalar, Array] | None:
         """The fused loss kernel (losses.cu), or None when the operands do not fit it."""
         if outputs.ndim != 2:
@@ -339,9 +340,10 @@ class CupyBackend(NumpyBackend):
             raise ValueError(f"labels must have shape ({len(outputs)},); received {targets.shape}")
         if not sparse and targets.shape != outputs.shape:
             raise ValueError(f"targets have shape {targets.shape}; expected {outputs.shape}")
-        extras = [a for a in (bias, bias_grad) if a is not None]
+        extras = [a for a in (bias, bias_grad, weights) if a is not None]
         if (
             not self._fits(outputs, *extras)
+            or (weights is not None and weights.shape != outputs.shape[:1])
             or (sparse and targets.dtype.kind not in "iu")  # NumPy refuses other indices
             or (not sparse and targets.dtype != outputs.dtype)  # NumPy's rules decide those
             or (bias is not None and not outputs.flags.c_contiguous)  # the kernel adds it
@@ -356,6 +358,8 @@ class CupyBackend(NumpyBackend):
             grad, copy_to = self.xp.empty_like(outputs), grad
         if bias is not None:
             bias = self._contiguous(bias)
+        if weights is not None:
+            weights = self._contiguous(weights)
         sums, sums_to = (
             (None, None) if bias_grad is None else self._output((cols,), dtype, bias_grad)
         )
@@ -375,7 +379,7 @@ class CupyBackend(NumpyBackend):
         kernel = self._kernel("losses.cu", loss, dtype)
         threads = min(self.head_threads, 32 * rows)
         kernel((1,), (threads,), (
-            logits, bias, targets, grad, sums, mean, totals,
+            logits, bias, targets, weights, grad, sums, mean, totals,
             np.int32(COUNT_CODES[None if count is None else count.kind]), labels, count_targets,
             dtype.type(threshold), np.int64(rows), np.int32(cols),
         ))  # fmt: skip
@@ -398,11 +402,9 @@ class CupyBackend(NumpyBackend):
     ) -> tuple[Scalar, Array]:
         if loss not in LOSSES:
             return super().loss_and_gradient(loss, outputs, targets, grad_out)  # it refuses
-        fits = weights is None and (  # sample weights: the array code, not yet a kernel
-            totals is None or (totals.dtype == np.float64 and totals.flags.c_contiguous)
-        )
+        fits = totals is None or (totals.dtype == np.float64 and totals.flags.c_contiguous)
         result = self._fused_loss(
-            loss, outputs, targets, grad_out, bias, bias_grad, totals, count
+            loss, outputs, targets, grad_out, bias, bias_grad, totals, count, weights
         ) if fits else None  # fmt: skip
         if result is not None:
             return result
@@ -410,6 +412,19 @@ class CupyBackend(NumpyBackend):
             loss, outputs, targets, grad_out,
             bias=bias, bias_grad=bias_grad, totals=totals, count=count, weights=weights,
         )  # fmt: skip
+
+    def weighted_loss(
+        self,
+        loss: str,
+        outputs: Array,
+        targets: Array,
+        weights: Array,
+        grad_out: Array | None = None,
+    ) -> tuple[Scalar, Array]:
+        result = self._fused_loss(loss, outputs, targets, grad_out, weights=weights)
+        if result is not None:
+            return result
+        return super().weighted_loss(loss, outputs, targets, weights, grad_out)
 
     def _plain_loss(
         self, loss: str, outputs: Array, targets: Array, grad_out: Array | None

@@ -371,39 +371,84 @@ class NumbaBackend(NumpyBackend):
 
     # ------------------------------------------------------------------ losses
     def _loss(
-        self, kernel: Any, outputs: Array, targets: Array, grad_out: Array | None
+        self,
+        kernel: Any,
+        outputs: Array,
+        targets: Array,
+        grad_out: Array | None,
+        weights: Array | None = None,
     ) -> tuple[Scalar, Array]:
         if outputs.ndim != 2:
             raise ValueError(f"outputs must be 2-D (batch, units); received {outputs.shape}")
         require_entries(outputs, kernel.__name__)
         if grad_out is not None and grad_out.dtype != outputs.dtype:  # NumPy's casting rules
-            return getattr(super(), kernel.__name__)(outputs, targets, grad_out)
+            return self._reference_loss(kernel.__name__, outputs, targets, grad_out, weights)
         grad = _alike(outputs, grad_out)
         # The kernels write grad as one flat array and read the outputs after it.
         if not grad.flags.c_contiguous or np.may_share_memory(grad, outputs):
             scratch = np.empty_like(outputs, order="C")
-            loss = kernel(outputs, targets, scratch)
+            loss = kernel(outputs, targets, scratch, weights)
             grad[...] = scratch
             return float(loss), grad
-        return float(kernel(outputs, targets, grad)), grad
+        return float(kernel(outputs, targets, grad, weights)), grad
 
-    def sparse_softmax_cross_entropy(
-        self, logits: Array, labels: Array, grad_out: Array | None = None
+    def _reference_loss(
+        self,
+        loss: str,
+        outputs: Array,
+        targets: Array,
+        grad_out: Array | None,
+        weights: Array | None,
+    ) -> tuple[Scalar, Array]:
+        """The NumPy backend's loss ``loss``, with its type rules and refusals."""
+        if weights is None:
+            return getattr(super(), loss)(outputs, targets, grad_out)
+        return super().weighted_loss(loss, outputs, targets, weights, grad_out)
+
+    def weighted_loss(
+        self,
+        loss: str,
+        outputs: Array,
+        targets: Array,
+        weights: Array,
+        grad_out: Array | None = None,
+    ) -> tuple[Scalar, Array]:
+        if weights.shape != outputs.shape[:1] or weights.dtype != outputs.dtype:
+            return super().weighted_loss(loss, outputs, targets, weights, grad_out)
+        if loss == "sparse_softmax_cross_entropy":
+            return self._sparse_loss(outputs, targets, grad_out, weights)
+        return self._dense_loss(getattr(self._softmax, loss), outputs, targets, grad_out, weights)
+
+    def _sparse_loss(
+        self, logits: Array, labels: Array, grad_out: Array | None, weights: Array | None
     ) -> tuple[Scalar, Array]:
         if labels.shape != logits.shape[:1]:
             raise ValueError(f"labels must have shape ({len(logits)},); received {labels.shape}")
         if labels.dtype.kind not in "iu":  # NumPy refuses other indices
-            return super().sparse_softmax_cross_entropy(logits, labels, grad_out)
-        return self._loss(self._softmax.sparse_softmax_cross_entropy, logits, labels, grad_out)
+            return self._reference_loss(
+                "sparse_softmax_cross_entropy", logits, labels, grad_out, weights
+            )
+        kernel = self._softmax.sparse_softmax_cross_entropy
+        return self._loss(kernel, logits, labels, grad_out, weights)
+
+    def sparse_softmax_cross_entropy(
+        self, logits: Array, labels: Array, grad_out: Array | None = None
+    ) -> tuple[Scalar, Array]:
+        return self._sparse_loss(logits, labels, grad_out, None)
 
     def _dense_loss(
-        self, kernel: Any, outputs: Array, targets: Array, grad_out: Array | None
+        self,
+        kernel: Any,
+        outputs: Array,
+        targets: Array,
+        grad_out: Array | None,
+        weights: Array | None = None,
     ) -> tuple[Scalar, Array]:
         if targets.shape != outputs.shape:
             raise ValueError(f"targets have shape {targets.shape}; expected {outputs.shape}")
         if targets.dtype != outputs.dtype:  # NumPy's type rules decide the result's dtype
-            return getattr(super(), kernel.__name__)(outputs, targets, grad_out)
-        return self._loss(kernel, outputs, targets, grad_out)
+            return self._reference_loss(kernel.__name__, outputs, targets, grad_out, weights)
+        return self._loss(kernel, outputs, targets, grad_out, weights)
 
     def softmax_cross_entropy(
         self, logits: Array, targets: Array, grad_out: Array | None = None

@@ -287,9 +287,19 @@ class NumpyBackend(Backend):
 
     # ------------------------------------------------------------------ losses
     def weighted_loss(
-        self, loss: str, outputs: Array, targets: Array, weights: Array, grad: Array
-    ) -> Scalar:
+        self,
+        loss: str,
+        outputs: Array,
+        targets: Array,
+        weights: Array,
+        grad_out: Array | None = None,
+    ) -> tuple[Scalar, Array]:
+        if weights.shape != outputs.shape[:1]:
+            raise ValueError(f"weights must have shape ({len(outputs)},); received {weights.shape}")
         xp = self.xp
+        # the row losses below read the outputs after the gradient is made: not in place
+        in_place = grad_out is not None and xp.may_share_memory(grad_out, outputs)
+        _, grad = getattr(self, loss)(outputs, targets, None if in_place else grad_out)
         rows = outputs.shape[0]
         if loss in ("sparse_softmax_cross_entropy", "softmax_cross_entropy"):
             shifted, _, log_sums = self._log_softmax_parts(outputs)
@@ -303,7 +313,10 @@ class NumpyBackend(Backend):
         else:  # mean_squared_error
             per_row = ((outputs - targets) ** 2).mean(axis=1)
         grad *= weights[:, None]
-        return float((per_row * weights).sum() / rows)
+        if in_place:
+            grad_out[...] = grad  # type: ignore[index]
+            grad = grad_out
+        return float((per_row * weights).sum() / rows), grad
 
     def clip_gradients(self, grads: Sequence[Array], option: str, limit: float) -> None:
         xp = self.xp

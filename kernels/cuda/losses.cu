@@ -122,10 +122,12 @@ struct MeanSquaredError {
 
 // The shared body of the loss kernels: z (rows, cols) gets the bias (cols,) added in place
 // when bias is not null; grad (rows, cols) must not alias z. *mean_out is the loss summed
-// over rows and divided by ``denominator``; totals, bias_grad, count_labels and
+// over rows and divided by ``denominator``; weights (rows,), Keras's sample weights, scale
+// each row's loss and gradient. weights, totals, bias_grad, count_labels and
 // count_targets may be null when not wanted.
 template <typename T, typename Loss>
-__device__ void loss_head(const Loss& loss, T* z, const T* bias, T* grad, T* bias_grad,
+__device__ void loss_head(const Loss& loss, T* z, const T* bias, const T* weights, T* grad,
+                          T* bias_grad,
                           double* mean_out, double* totals, int count,
                           const long long* count_labels, const T* count_targets, T threshold,
                           long long rows, int cols, double denominator, T scale) {
@@ -139,7 +141,9 @@ __device__ void loss_head(const Loss& loss, T* z, const T* bias, T* grad, T* bia
         if (bias != nullptr) {
             for (int j = lane; j < cols; j += 32) row[j] += bias[j];
         }
-        loss_sum += loss.row(row, grad + r * cols, r, cols, lane, scale);
+        const T weight = weights != nullptr ? weights[r] : T(1);
+        loss_sum += static_cast<double>(weight) *
+                    loss.row(row, grad + r * cols, r, cols, lane, scale * weight);
         if (count == fastnn::ARGMAX) {
             correct += fastnn::warp_argmax(row, cols, lane) == count_labels[r] ? 1ULL : 0ULL;
         } else if (count == fastnn::THRESHOLD) {
@@ -191,48 +195,52 @@ __device__ void loss_head(const Loss& loss, T* z, const T* bias, T* grad, T* bia
 
 // Mean over rows of -log softmax(z)[label], labels (rows,) in [0, cols).
 template <typename T, typename Label>
-__global__ void sparse_softmax_cross_entropy(T* z, const T* bias, const Label* labels, T* grad,
-                                             T* bias_grad, double* mean, double* totals,
-                                             int count, const long long* count_labels,
+__global__ void sparse_softmax_cross_entropy(T* z, const T* bias, const Label* labels,
+                                             const T* weights, T* grad, T* bias_grad,
+                                             double* mean, double* totals, int count,
+                                             const long long* count_labels,
                                              const T* count_targets, T threshold,
                                              long long rows, int cols) {
-    loss_head(SparseCrossEntropy<T, Label>{labels}, z, bias, grad, bias_grad, mean, totals,
-              count, count_labels, count_targets, threshold, rows, cols,
+    loss_head(SparseCrossEntropy<T, Label>{labels}, z, bias, weights, grad, bias_grad, mean,
+              totals, count, count_labels, count_targets, threshold, rows, cols,
               static_cast<double>(rows), T(1) / static_cast<T>(rows));
 }
 
 // Mean over rows of -sum(t * log softmax(z)), targets (rows, cols).
 template <typename T>
-__global__ void softmax_cross_entropy(T* z, const T* bias, const T* targets, T* grad,
-                                      T* bias_grad, double* mean, double* totals, int count,
-                                      const long long* count_labels, const T* count_targets,
-                                      T threshold, long long rows, int cols) {
-    loss_head(CrossEntropy<T>{targets}, z, bias, grad, bias_grad, mean, totals, count,
+__global__ void softmax_cross_entropy(T* z, const T* bias, const T* targets,
+                                      const T* weights, T* grad, T* bias_grad, double* mean,
+                                      double* totals, int count, const long long* count_labels,
+                                      const T* count_targets, T threshold, long long rows,
+                                      int cols) {
+    loss_head(CrossEntropy<T>{targets}, z, bias, weights, grad, bias_grad, mean, totals, count,
               count_labels, count_targets, threshold, rows, cols, static_cast<double>(rows),
               T(1) / static_cast<T>(rows));
 }
 
 // Mean over every entry of the binary cross-entropy of sigmoid(z), targets in [0, 1].
 template <typename T>
-__global__ void sigmoid_binary_cross_entropy(T* z, const T* bias, const T* targets, T* grad,
-                                             T* bias_grad, double* mean, double* totals,
-                                             int count, const long long* count_labels,
+__global__ void sigmoid_binary_cross_entropy(T* z, const T* bias, const T* targets,
+                                             const T* weights, T* grad, T* bias_grad,
+                                             double* mean, double* totals, int count,
+                                             const long long* count_labels,
                                              const T* count_targets, T threshold,
                                              long long rows, int cols) {
     const double entries = static_cast<double>(rows) * cols;
-    loss_head(SigmoidBinaryCrossEntropy<T>{targets}, z, bias, grad, bias_grad, mean, totals,
-              count, count_labels, count_targets, threshold, rows, cols, entries,
+    loss_head(SigmoidBinaryCrossEntropy<T>{targets}, z, bias, weights, grad, bias_grad, mean,
+              totals, count, count_labels, count_targets, threshold, rows, cols, entries,
               T(1) / static_cast<T>(entries));
 }
 
 // Mean over every entry of (z - t)^2.
 template <typename T>
-__global__ void mean_squared_error(T* z, const T* bias, const T* targets, T* grad,
-                                   T* bias_grad, double* mean, double* totals, int count,
-                                   const long long* count_labels, const T* count_targets,
-                                   T threshold, long long rows, int cols) {
+__global__ void mean_squared_error(T* z, const T* bias, const T* targets, const T* weights,
+                                   T* grad, T* bias_grad, double* mean, double* totals,
+                                   int count, const long long* count_labels,
+                                   const T* count_targets, T threshold, long long rows,
+                                   int cols) {
     const double entries = static_cast<double>(rows) * cols;
-    loss_head(MeanSquaredError<T>{targets}, z, bias, grad, bias_grad, mean, totals, count,
-              count_labels, count_targets, threshold, rows, cols, entries,
+    loss_head(MeanSquaredError<T>{targets}, z, bias, weights, grad, bias_grad, mean, totals,
+              count, count_labels, count_targets, threshold, rows, cols, entries,
               T(2) / static_cast<T>(entries));
 }

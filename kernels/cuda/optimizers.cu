@@ -56,7 +56,9 @@ struct Adjust {
     }
 
     // The weight after its decay (itself without one: an infinite weight stays so).
-    __device__ T decayed(T p) const { return weight_decay != T(0) ? p - p * weight_decay * rate : p; }
+    __device__ T decayed(T p) const {
+        return weight_decay != T(0) ? p - p * weight_decay * rate : p;
+    }
 };
 
 // The state arrays of one parameter (null where the update was not given one).
