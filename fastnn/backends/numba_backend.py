@@ -22,7 +22,8 @@ import importlib.util
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -40,13 +41,14 @@ from fastnn.backends.numpy_backend import (
     require_columns,
     require_entries,
 )
+from fastnn.extras import install_hint
 from fastnn.sparse import SparseRows, index_dtype
 
 
 def probe() -> str | None:
     """Why the numba backend cannot run here, or None when it can."""
     if importlib.util.find_spec("numba") is None:
-        return "numba is not installed (pip install 'fastnn[numba]')"
+        return f"numba is not installed ({install_hint('numba', 'numba')})"
     try:
         import numba  # noqa: F401
     except Exception as error:  # a broken install (e.g. a NumPy it does not support)
@@ -135,10 +137,29 @@ def _plan(
     rule: str, param: Array, grad: Array, slots: Mapping[str, Array | None]
 ) -> UpdatePlan | None:
     """How the kernels run one parameter's update, or None where they cannot."""
-    state = [(name, slots.get(name)) for name in UPDATE_RULES[rule]]
-    given = tuple(name for name, array in state if array is not None)
-    pieces = _pieces(param, grad, *(array for _, array in state if array is not None))
-    return None if pieces is None else (param.dtype, given, pieces)
+    state = {name: a for name in UPDATE_RULES[rule] if (a := slots.get(name)) is not None}
+    pieces = _pieces(param, grad, *state.values())
+    return None if pieces is None else (param.dtype, tuple(state), pieces)
+
+
+class UpdateLaunch(NamedTuple):
+    """An update kernel and its arguments besides the arrays, for a step's parameters of
+    one dtype and one set of state arrays (``key``)."""
+
+    key: tuple[np.dtype, tuple[str, ...]]
+    kernel: Any
+    places: tuple[int, ...]  # each state array's place among the views, -1: not given
+    scalars: tuple[Any, ...]  # the rule's scalars
+    scaled: bool  # whether the clipping scale is passed (else None)
+    after_scale: tuple[Any, ...]  # clipvalue's limit, weight decay, rate (None: not wanted)
+
+    def run(self, pieces: list[list[np.ndarray]], scale: float) -> None:
+        dtype = self.key[0]
+        adjust = (dtype.type(scale) if self.scaled else None, *self.after_scale)
+        empty = _empty(dtype)
+        for views in pieces:
+            state = [views[i] if i >= 0 else empty for i in self.places]
+            self.kernel(views[0], views[1], *state, *self.scalars, *adjust)
 
 
 def _tiny(dtype: np.dtype) -> Any:
@@ -180,6 +201,13 @@ class NumbaBackend(NumpyBackend):
         self._sparse = sparse
         #: per thread (models may train side by side): the weight gradient's column sort
         self._sparse_local = threading.local()
+
+    def kernels_cached(self) -> bool:
+        # Numba keeps compiled kernels on disk (kernels/jit.py), an index file per kernel
+        # beside its machine code: a kernel every step runs stands for them all
+        kernel = self._elementwise.bias_activation
+        folder = Path(kernel.stats.cache_path)
+        return any(folder.glob(f"{kernel.__module__.rsplit('.', 1)[-1]}.bias_activation-*.nbi"))
 
     # ------------------------------------------------------------ mini-batches
     def take_rows(self, x: Array, indices: Array, out: Array | None = None) -> Array:
@@ -617,8 +645,11 @@ class NumbaBackend(NumpyBackend):
             plans.append(plan)
         scales = self._clipping_scales(grads, adjust)
         step = int(state[0]) + 1
-        for plan, scale in zip(plans, scales, strict=True):
-            self._update(rule, plan, hyper, step, scale, adjust)
+        launch: UpdateLaunch | None = None
+        for (dtype, given, pieces), scale in zip(plans, scales, strict=True):
+            if launch is None or launch.key != (dtype, given):  # once a step, as a rule
+                launch = self._launch(rule, dtype, given, hyper, step, adjust)
+            launch.run(pieces, scale)
         state[0] = step
 
     def _clipping_scales(self, grads: Sequence[Array], adjust: Adjustment | None) -> list[float]:
@@ -635,27 +666,25 @@ class NumbaBackend(NumpyBackend):
         scale = 1.0 if norm <= limit else limit / norm if math.isfinite(norm) else math.nan
         return [scale] * len(grads)
 
-    def _update(
+    def _launch(
         self,
         rule: str,
-        plan: UpdatePlan,
+        dtype: np.dtype,
+        given: tuple[str, ...],
         hyper: dict[str, Any],
         step: int,
-        scale: float = 1.0,
-        adjust: Adjustment | None = None,
-    ) -> None:
-        """One parameter's update by the kernel of ``rule``, clipping and decay fused in."""
-        dtype, given, pieces = plan
+        adjust: Adjustment | None,
+    ) -> UpdateLaunch:
+        """How the kernel of ``rule`` runs this step for parameters of ``dtype`` given the
+        state arrays ``given``: clipping and decay fused in."""
         cast, tiny = dtype.type, _tiny(dtype)
         kernels = self._optimizers
         lr = hyper["learning_rate"]
         # None for what is not wanted: the kernels are compiled without that work
-        clipvalue = adjust is not None and adjust.clipping == "clipvalue"
-        norm_clipping = adjust is not None and adjust.clipping in ("clipnorm", "global_clipnorm")
-        tail = (cast(scale) if norm_clipping else None,
-                cast(adjust.limit) if clipvalue else None,  # type: ignore[union-attr]
-                cast(adjust.weight_decay) if adjust and adjust.weight_decay else None,
-                cast(lr))  # fmt: skip
+        clipping = adjust.clipping if adjust is not None else None
+        decay = adjust.weight_decay if adjust is not None else 0.0
+        after_scale = (cast(adjust.limit) if clipping == "clipvalue" else None,  # type: ignore[union-attr]
+                       cast(decay) if decay else None, cast(lr))  # fmt: skip
         # 1 - rho and 1 - beta are rounded once from the float, as NumPy's (1.0 - rho) is
         scalars: tuple[Any, ...]
         plain_rmsprop = rule == "rmsprop" and given == ("velocity",)
@@ -677,12 +706,12 @@ class NumbaBackend(NumpyBackend):
             else:
                 kernel = kernels.rmsprop_with_state
                 scalars = (*rmsprop, cast(hyper.get("momentum", 0.0)), tiny)
+        # every state array the kernel takes: its place among (param, grad, *given), or -1
+        # for one not given, which the kernel gets as an empty array
         every = given if plain_rmsprop else UPDATE_RULES[rule]
-        empty = _empty(dtype)
-        for views in pieces:
-            # every state array the kernel takes, empty for those not given
-            by_name = dict(zip(given, views[2:], strict=True))
-            kernel(*views[:2], *(by_name.get(name, empty) for name in every), *scalars, *tail)
+        places = tuple(2 + given.index(name) if name in given else -1 for name in every)
+        scaled = clipping in ("clipnorm", "global_clipnorm")
+        return UpdateLaunch((dtype, given), kernel, places, scalars, scaled, after_scale)
 
     def _update_alone(
         self, rule: str, param: Array, grad: Array, slots: dict[str, Array | None],
@@ -693,7 +722,8 @@ class NumbaBackend(NumpyBackend):
         plan = _plan(rule, param, grad, slots)
         if plan is None:
             return False
-        self._update(rule, plan, hyper, step)
+        dtype, given, pieces = plan
+        self._launch(rule, dtype, given, hyper, step, None).run(pieces, 1.0)
         return True
 
     def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:
