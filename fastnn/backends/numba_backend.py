@@ -133,13 +133,11 @@ def _empty(dtype: np.dtype) -> np.ndarray:
 UpdatePlan = tuple[np.dtype, tuple[str, ...], list[list[np.ndarray]]]
 
 
-def _plan(
-    rule: str, param: Array, grad: Array, slots: Mapping[str, Array | None]
-) -> UpdatePlan | None:
-    """How the kernels run one parameter's update, or None where they cannot."""
-    state = {name: a for name in UPDATE_RULES[rule] if (a := slots.get(name)) is not None}
-    pieces = _pieces(param, grad, *state.values())
-    return None if pieces is None else (param.dtype, tuple(state), pieces)
+def _plan(param: Array, grad: Array, slots: Mapping[str, Array]) -> UpdatePlan | None:
+    """How the kernels run one parameter's update, or None where they cannot. ``slots``:
+    the state arrays given, by name (in any order: a launch places them by name)."""
+    pieces = _pieces(param, grad, *slots.values())
+    return None if pieces is None else (param.dtype, tuple(slots), pieces)
 
 
 class UpdateLaunch(NamedTuple):
@@ -201,6 +199,8 @@ class NumbaBackend(NumpyBackend):
         self._sparse = sparse
         #: per thread (models may train side by side): the weight gradient's column sort
         self._sparse_local = threading.local()
+        #: update launches by their settings (see _launch)
+        self._launches: dict[tuple[Any, ...], UpdateLaunch] = {}
 
     def kernels_cached(self) -> bool:
         # Numba keeps compiled kernels on disk (kernels/jit.py), an index file per kernel
@@ -638,7 +638,7 @@ class NumbaBackend(NumpyBackend):
     ) -> None:
         plans = []
         for param, grad, param_slots in zip(params, grads, slots, strict=True):
-            plan = _plan(rule, param, grad, param_slots)
+            plan = _plan(param, grad, param_slots)
             if plan is None:
                 super().apply_updates(rule, params, grads, slots, hyper, state, adjust)
                 return
@@ -676,7 +676,26 @@ class NumbaBackend(NumpyBackend):
         adjust: Adjustment | None,
     ) -> UpdateLaunch:
         """How the kernel of ``rule`` runs this step for parameters of ``dtype`` given the
-        state arrays ``given``: clipping and decay fused in."""
+        state arrays ``given``: clipping and decay fused in. Kept while its settings stay
+        (every step of a run, but for Adam, whose step size changes each step)."""
+        key = (rule, dtype, given, *hyper.values(), adjust, step if rule == "adam" else 0)
+        launch = self._launches.get(key)
+        if launch is None:
+            if len(self._launches) >= 64:  # settings that keep changing: a schedule
+                self._launches.clear()
+            launch = self._launches[key] = self._new_launch(rule, dtype, given, hyper, step,
+                                                            adjust)  # fmt: skip
+        return launch
+
+    def _new_launch(
+        self,
+        rule: str,
+        dtype: np.dtype,
+        given: tuple[str, ...],
+        hyper: dict[str, Any],
+        step: int,
+        adjust: Adjustment | None,
+    ) -> UpdateLaunch:
         cast, tiny = dtype.type, _tiny(dtype)
         kernels = self._optimizers
         lr = hyper["learning_rate"]
@@ -719,7 +738,7 @@ class NumbaBackend(NumpyBackend):
     ) -> bool:  # fmt: skip
         """One parameter's update as step ``step`` (its state by name, None for those not
         given); False, doing nothing, where the kernels do not take its arrays."""
-        plan = _plan(rule, param, grad, slots)
+        plan = _plan(param, grad, {name: a for name, a in slots.items() if a is not None})
         if plan is None:
             return False
         dtype, given, pieces = plan
