@@ -119,7 +119,8 @@ def test_missing_cupy_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         lambda name, *a: None if name == "cupy" else real_find_spec(name, *a),
     )
     assert cupy_backend.probe() == (
-        "CuPy is not installed (pip install -e '.[cuda12]' or -e '.[cuda13]')"
+        'CuPy is not installed (pip install -e ".[cuda13]" (CUDA 13) or ".[cuda12]" (CUDA 12) '
+        "in the fastnn folder)"
     )
 
 

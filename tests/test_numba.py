@@ -281,7 +281,24 @@ def test_probe_reports_a_missing_numba(name: str, monkeypatch: pytest.MonkeyPatc
         "find_spec",
         lambda module, *a: None if module == "numba" else real_find_spec(module, *a),
     )
-    assert numba_backend.probe() == "numba is not installed (pip install 'fastnn[numba]')"
+    assert numba_backend.probe() == (
+        'numba is not installed (pip install -e ".[numba]" in the fastnn folder, '
+        "or pip install numba)"
+    )
+
+
+def test_kernels_count_as_compiled_only_where_numba_keeps_them(name: str, tmp_path: Any) -> None:
+    """In this process the kernels have run and sit in Numba's cache; a process whose cache
+    is an empty folder has none, and ``fastnn train`` then says it is compiling."""
+    import os
+
+    assert fastnn.get_backend("numba").kernels_cached()  # type: ignore[attr-defined]
+    code = "import fastnn; print(fastnn.get_backend('numba').kernels_cached())"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert result.stdout.strip() == "False"
 
 
 def _threading_settings(**env: str) -> list[str]:

@@ -669,6 +669,11 @@ class Backend(ABC):
             update(param, grad, **param_slots, **hyper, **extra)
         state[0] = step
 
+    def kernels_cached(self) -> bool:
+        """Whether this backend's kernels are compiled already; False means that the first
+        steps compile them, which takes seconds (the Numba backend, on a first run)."""
+        return True
+
     def copy_from_host(self, dst: Array, values: np.ndarray) -> None:
         """Overwrite the backend array ``dst`` with host values of its shape."""
         dst[...] = self.asarray(values, dst.dtype)

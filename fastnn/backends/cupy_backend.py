@@ -66,7 +66,7 @@ def probe() -> str | None:
     the driver, so the probe asks the driver for a device, then compiles and runs one
     of our own kernels: CuPy's precompiled operations run without NVRTC, ours do not.
     """
-    hint = "pip install -e '.[cuda12]' or -e '.[cuda13]'"
+    hint = 'pip install -e ".[cuda13]" (CUDA 13) or ".[cuda12]" (CUDA 12) in the fastnn folder'
     if importlib.util.find_spec("cupy") is None:
         return f"CuPy is not installed ({hint})"
     try:

@@ -145,19 +145,21 @@ class UpdateLaunch(NamedTuple):
     one dtype and one set of state arrays (``key``)."""
 
     key: tuple[np.dtype, tuple[str, ...]]
-    kernel: Any
+    kernel: str  # its name in kernels/optimizers.py (looked up at each run)
     places: tuple[int, ...]  # each state array's place among the views, -1: not given
     scalars: tuple[Any, ...]  # the rule's scalars
     scaled: bool  # whether the clipping scale is passed (else None)
     after_scale: tuple[Any, ...]  # clipvalue's limit, weight decay, rate (None: not wanted)
 
-    def run(self, pieces: list[list[np.ndarray]], scale: float) -> None:
+    def run(self, kernels: Any, pieces: list[list[np.ndarray]], scale: float) -> None:
+        """Run the kernel (from ``kernels``) over each piece of (param, grad, *state)."""
         dtype = self.key[0]
         adjust = (dtype.type(scale) if self.scaled else None, *self.after_scale)
         empty = _empty(dtype)
+        kernel = getattr(kernels, self.kernel)
         for views in pieces:
             state = [views[i] if i >= 0 else empty for i in self.places]
-            self.kernel(views[0], views[1], *state, *self.scalars, *adjust)
+            kernel(views[0], views[1], *state, *self.scalars, *adjust)
 
 
 def _tiny(dtype: np.dtype) -> Any:
@@ -649,7 +651,7 @@ class NumbaBackend(NumpyBackend):
         for (dtype, given, pieces), scale in zip(plans, scales, strict=True):
             if launch is None or launch.key != (dtype, given):  # once a step, as a rule
                 launch = self._launch(rule, dtype, given, hyper, step, adjust)
-            launch.run(pieces, scale)
+            launch.run(self._optimizers, pieces, scale)
         state[0] = step
 
     def _clipping_scales(self, grads: Sequence[Array], adjust: Adjustment | None) -> list[float]:
@@ -697,7 +699,6 @@ class NumbaBackend(NumpyBackend):
         adjust: Adjustment | None,
     ) -> UpdateLaunch:
         cast, tiny = dtype.type, _tiny(dtype)
-        kernels = self._optimizers
         lr = hyper["learning_rate"]
         # None for what is not wanted: the kernels are compiled without that work
         clipping = adjust.clipping if adjust is not None else None
@@ -708,22 +709,22 @@ class NumbaBackend(NumpyBackend):
         scalars: tuple[Any, ...]
         plain_rmsprop = rule == "rmsprop" and given == ("velocity",)
         if rule == "sgd":
-            kernel, scalars = kernels.sgd, (cast(lr),)
+            kernel, scalars = "sgd", (cast(lr),)
         elif rule == "momentum":
-            kernel = kernels.momentum
+            kernel = "momentum"
             scalars = (cast(lr), cast(hyper["momentum"]), bool(hyper["nesterov"]), tiny)
         elif rule == "adam":
             beta_1, beta_2 = hyper["beta_1"], hyper["beta_2"]
-            kernel = kernels.adam
+            kernel = "adam"
             scalars = (cast(adam_step_size(lr, beta_1, beta_2, step)), cast(1.0 - beta_1),
                        cast(1.0 - beta_2), cast(hyper["epsilon"]), tiny)  # fmt: skip
         else:
             rho = hyper["rho"]
             rmsprop = (cast(lr), cast(rho), cast(1.0 - rho), cast(hyper["epsilon"]))
             if plain_rmsprop:  # a kernel of its own, which skips zero blocks
-                kernel, scalars = kernels.rmsprop, (*rmsprop, tiny)
+                kernel, scalars = "rmsprop", (*rmsprop, tiny)
             else:
-                kernel = kernels.rmsprop_with_state
+                kernel = "rmsprop_with_state"
                 scalars = (*rmsprop, cast(hyper.get("momentum", 0.0)), tiny)
         # every state array the kernel takes: its place among (param, grad, *given), or -1
         # for one not given, which the kernel gets as an empty array
@@ -742,7 +743,7 @@ class NumbaBackend(NumpyBackend):
         if plan is None:
             return False
         dtype, given, pieces = plan
-        self._launch(rule, dtype, given, hyper, step, None).run(pieces, 1.0)
+        self._launch(rule, dtype, given, hyper, step, None).run(self._optimizers, pieces, 1.0)
         return True
 
     def sgd_update(self, param: Array, grad: Array, learning_rate: float) -> None:
