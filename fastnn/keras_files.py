@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastnn import losses, optimizers, regularizers
+from fastnn.extras import install_hint
+from fastnn.files import replaced_atomically
 from fastnn.layers import (
     Activation,
     BatchNormalization,
@@ -57,9 +59,7 @@ def _h5py() -> Any:
     try:
         import h5py
     except ImportError as error:
-        raise ImportError(
-            '.keras files need h5py: pip install -e ".[keras]" (or pip install h5py)'
-        ) from error
+        raise ImportError(f".keras files need h5py: {install_hint('keras', 'h5py')}") from error
     return h5py
 
 
@@ -151,17 +151,10 @@ def write_keras(model: Sequential, path: str | os.PathLike[str]) -> None:
                 group.create_dataset(str(i), data=array)
     metadata = {"keras_version": FORMAT, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S"),
                 "written_by": "fastnn"}  # fmt: skip
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.partial")
-    try:
-        with zipfile.ZipFile(temporary, "w") as archive:
-            archive.writestr("metadata.json", json.dumps(metadata))
-            archive.writestr("config.json", json.dumps(config))
-            archive.writestr("model.weights.h5", weights.getvalue())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with replaced_atomically(Path(path)) as stream, zipfile.ZipFile(stream, "w") as archive:
+        archive.writestr("metadata.json", json.dumps(metadata))
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", weights.getvalue())
 
 
 def _optimizer_variables(model: Sequential) -> list[np.ndarray]:

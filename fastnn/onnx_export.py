@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastnn.extras import install_hint
+from fastnn.files import replaced_atomically
 from fastnn.layers import Activation, BatchNormalization, Dense, Dropout, Flatten, Layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,7 +33,7 @@ def _onnx() -> Any:
         import onnx
     except ImportError as error:
         raise ImportError(
-            'exporting to ONNX needs the onnx package: pip install -e ".[onnx]"'
+            f"exporting to ONNX needs the onnx package: {install_hint('onnx', 'onnx')}"
         ) from error
     return onnx
 
@@ -108,11 +110,5 @@ def export_onnx(model: Sequential, path: str | os.PathLike[str]) -> None:
         opset_imports=[onnx.helper.make_opsetid("", OPSET)], producer_name="fastnn",
     )  # fmt: skip
     onnx.checker.check_model(proto, full_check=True)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.partial")
-    try:
-        temporary.write_bytes(proto.SerializeToString())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with replaced_atomically(Path(path)) as stream:
+        stream.write(proto.SerializeToString())

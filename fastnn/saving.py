@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastnn import losses, optimizers
+from fastnn.files import replaced_atomically
 from fastnn.validation import check_int
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,17 +72,8 @@ def write_npz_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez`` of ``arrays`` to ``target`` under a temporary name in the same folder,
     renamed over ``target`` only once complete: an interrupted write leaves any earlier
     file intact."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)  # type: ignore[arg-type]
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        os.unlink(temp_name)
-        raise
+    with replaced_atomically(target) as stream:
+        np.savez(stream, **arrays)  # type: ignore[arg-type]
 
 
 def save_weights(model: Sequential, path: str | os.PathLike[str]) -> None:

@@ -315,3 +315,55 @@ def test_load_weights_from_another_architecture_changes_nothing(tmp_path: Path) 
     unbuilt = fastnn.Sequential([layers.Dense(3)])
     with pytest.raises(ValueError, match="load_weights needs a built model"):
         unbuilt.load_weights(str(tmp_path / "small.weights.npz"))
+
+
+def _every_kind_of_saved_file(model: fastnn.Sequential, x: np.ndarray, y: np.ndarray,
+                              folder: Path) -> list[Path]:  # fmt: skip
+    """Each file a user can save: a model, its weights, a .keras archive (with h5py), an
+    ONNX graph (with onnx), and ModelCheckpoint's."""
+    import importlib.util
+
+    model.save(str(folder / "m.npz"))
+    model.save_weights(str(folder / "w.weights.npz"))
+    files = [folder / "m.npz", folder / "w.weights.npz"]
+    if importlib.util.find_spec("h5py") is not None:
+        model.save(str(folder / "m.keras"))
+        files.append(folder / "m.keras")
+    if importlib.util.find_spec("onnx") is not None:
+        model.export(str(folder / "m.onnx"))
+        files.append(folder / "m.onnx")
+    checkpoint = fastnn.callbacks.ModelCheckpoint(str(folder / "best.npz"))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[checkpoint])
+    return [*files, folder / "best.npz"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_get_the_mode_any_new_file_gets(tmp_path: Path, umask: int) -> None:
+    """A saved file is written under a private temporary name and renamed: it must still
+    come out as a file the user's umask makes (0644 under 022), not 0600."""
+    import os
+    import stat
+
+    model, x, y = _trained()
+    previous = os.umask(umask)
+    try:
+        files = _every_kind_of_saved_file(model, x, y, tmp_path)
+        (tmp_path / "plain.txt").write_text("a file made the ordinary way")
+    finally:
+        os.umask(previous)
+    want = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert want == 0o666 & ~umask
+    assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {
+        f.name: oct(want) for f in files
+    }
+
+
+def test_an_overwrite_keeps_the_files_mode(tmp_path: Path) -> None:
+    import stat
+
+    model, x, y = _trained()
+    files = _every_kind_of_saved_file(model, x, y, tmp_path)
+    for f in files:
+        f.chmod(0o640)
+    _every_kind_of_saved_file(model, x, y, tmp_path)
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o640}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fastnn.datasets.idx import read_idx
+from fastnn.files import mode_for
 
 DATA_DIR_ENV_VAR = "FASTNN_DATA_DIR"
 
@@ -55,7 +56,31 @@ Split = tuple[np.ndarray, np.ndarray]
 
 
 class DatasetUnavailableError(OSError):
-    """A data set is neither on disk nor downloadable from any mirror."""
+    """A data set is neither on disk nor downloadable from any mirror.
+
+    ``folder`` is where it was looked for, ``source`` which rule chose that folder
+    ("argument", "env" or "cache"), ``missing`` the files it lacks, ``reason`` why the
+    download failed. Its message tells a Python caller what to do; :meth:`explain` words
+    it for another way of giving the folder (the command's ``--data DIR``).
+    """
+
+    def __init__(self, folder: Path, source: str, missing: list[str], reason: str) -> None:
+        self.folder, self.source, self.missing, self.reason = folder, source, missing, reason
+        super().__init__(self.explain())
+
+    def explain(self, argument: str = "path=") -> str:
+        """Where we looked, what lacked and how to fix it, naming ``argument`` as the way
+        to give a folder."""
+        chosen = {"argument": f"given as {argument}", "env": f"from ${DATA_DIR_ENV_VAR}",
+                  "cache": "the default cache folder"}[self.source]  # fmt: skip
+        give = "pass path= to load_data()" if argument == "path=" else f"give {argument}"
+        return (
+            f"MNIST is not available. Searched {self.folder} ({chosen}); missing: "
+            f"{', '.join(self.missing)}. Downloading failed: {self.reason}\n"
+            f"To use files you already have, {give} or set {DATA_DIR_ENV_VAR} to a folder "
+            "holding the four MNIST IDX files, each gzip-compressed (NAME.gz) or plain "
+            f"(NAME): {', '.join(FILES)}."
+        )
 
 
 class _BadDownload(Exception):
@@ -100,12 +125,10 @@ def load_data(
     files = {name: file for name, file in found.items() if file is not None}
     if len(files) != len(FILES):  # another process removed a file between download and read
         raise DatasetUnavailableError(
-            _unavailable(
-                folder,
-                source,
-                [n for n in FILES if n not in files],
-                "a file disappeared from the folder while loading",
-            )
+            folder,
+            source,
+            [n for n in FILES if n not in files],
+            "a file disappeared from the folder while loading",
         )
     train = _read_pair(files[TRAIN_IMAGES], files[TRAIN_LABELS])
     test = _read_pair(files[TEST_IMAGES], files[TEST_LABELS])
@@ -113,7 +136,7 @@ def load_data(
 
 
 def _resolve(path: str | os.PathLike[str] | None) -> tuple[Path, str]:
-    """The folder and a phrase saying which rule chose it (for error messages)."""
+    """The folder and which rule chose it: "argument", "env" or "cache"."""
     if path is not None:
         folder = Path(path).expanduser()
         # Keras's `path` names an .npz file; say so rather than making a folder called mnist.npz.
@@ -122,13 +145,13 @@ def _resolve(path: str | os.PathLike[str] | None) -> tuple[Path, str]:
                 "path must be a folder holding the MNIST IDX files, not a file; "
                 f"received path={os.fspath(path)!r}"
             )
-        return folder, "given as path="
+        return folder, "argument"
     env = os.environ.get(DATA_DIR_ENV_VAR, "")
     if env:
-        return Path(env).expanduser(), f"from ${DATA_DIR_ENV_VAR}"
+        return Path(env).expanduser(), "env"
     cache = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(cache).expanduser() if cache else Path.home() / ".cache"
-    return base / "fastnn" / "mnist", "the default cache folder"
+    return base / "fastnn" / "mnist", "cache"
 
 
 def _find(folder: Path, name: str) -> Path | None:
@@ -157,13 +180,13 @@ def _fetch(
     """Download each missing file into ``folder``; stop at the first one no mirror can supply."""
     if not mirrors:
         raise DatasetUnavailableError(
-            _unavailable(folder, source, missing, "no download mirrors were given (mirrors=[])")
+            folder, source, missing, "no download mirrors were given (mirrors=[])"
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetUnavailableError(
-            _unavailable(folder, source, missing, f"the folder could not be created: {exc}")
+            folder, source, missing, f"the folder could not be created: {exc}"
         ) from exc
     remaining = list(missing)
     for name in missing:
@@ -175,7 +198,7 @@ def _fetch(
                 _download(url, folder, name, timeout)
             except _LocalWriteError as exc:
                 raise DatasetUnavailableError(
-                    _unavailable(folder, source, remaining, str(exc))
+                    folder, source, remaining, str(exc)
                 ) from exc.__cause__
             except (_BadDownload, OSError, http.client.HTTPException, ValueError) as exc:
                 failures.append(f"  {url}: {_describe(exc)}")
@@ -185,7 +208,7 @@ def _fetch(
             break
         else:
             reason = f"no mirror could supply {name}.gz:\n" + "\n".join(failures)
-            raise DatasetUnavailableError(_unavailable(folder, source, remaining, reason))
+            raise DatasetUnavailableError(folder, source, remaining, reason)
 
 
 def _download(url: str, folder: Path, name: str, timeout: float) -> None:
@@ -212,6 +235,7 @@ def _download(url: str, folder: Path, name: str, timeout: float) -> None:
         if declared is not None and declared.isdigit() and received != int(declared):
             raise _BadDownload(f"the response was cut short: {received} of {declared} bytes")
         _verify(temp, name)
+        os.chmod(temp, mode_for(folder / f"{name}.gz"))  # not mkstemp's private 0600
         os.replace(temp, folder / f"{name}.gz")
     finally:
         # Whatever happened (even Ctrl-C), never leave a partial or unverified file behind.
@@ -251,14 +275,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, _BadDownload):
         return str(exc)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _unavailable(folder: Path, source: str, missing: list[str], reason: str) -> str:
-    """The message of a DatasetUnavailableError: where we looked, what lacked, how to fix it."""
-    return (
-        f"MNIST is not available. Searched {folder} ({source}); missing: {', '.join(missing)}. "
-        f"Downloading failed: {reason}\n"
-        "To use files you already have, pass path= to load_data() or set "
-        f"{DATA_DIR_ENV_VAR} to a folder holding the four MNIST IDX files, each gzip-compressed "
-        f"(NAME.gz) or plain (NAME): {', '.join(FILES)}."
-    )
