@@ -11,7 +11,7 @@ import pytest
 
 from fastnn.benchmarks import plots
 
-CHARTS = ["op_speedup.png", "scaling.png", "training.png"]
+CHARTS = ["op_times.png", "scaling.png", "training.png"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: (op, size, numba speedup, cupy speedup): the ops a `--sizes real` run times
 OPS = [
@@ -154,7 +154,7 @@ def test_an_empty_section_writes_no_chart(
 ) -> None:
     result[empty] = []
     written = plots.write_plots(result, tmp_path)
-    gone = {"ops": "op_speedup.png", "scaling": "scaling.png", "training": "training.png"}
+    gone = {"ops": "op_times.png", "scaling": "scaling.png", "training": "training.png"}
     assert [path.name for path in written] == [name for name in CHARTS if name != gone[empty]]
     assert sorted(path.name for path in tmp_path.iterdir()) == [p.name for p in written]
 
@@ -176,7 +176,7 @@ def test_without_matplotlib_it_says_which_extra_to_install(
     for name in [name for name in sys.modules if name.startswith("matplotlib.")]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r'pip install "fastnn\[plot\]"') as error:
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[plot\]"') as error:
         plots.write_plots(result, tmp_path)
     assert "\n" not in str(error.value)
     assert not list(tmp_path.iterdir())

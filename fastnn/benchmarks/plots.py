@@ -32,7 +32,6 @@ KINDS = {
 #: the scaling sweeps: what each varies, and its unit
 SWEEPS = {"batch": ("batch size", "rows"), "hidden": ("hidden width", "units")}
 NOT_EQUIVALENT = "tab:red"
-X = "\N{MULTIPLICATION SIGN}"  # "3x" reads as a ratio; ruff would flag the literal
 DIFFERS = "result differs from numpy"
 
 
@@ -42,7 +41,7 @@ def write_plots(result: Mapping[str, Any], directory: str | Path) -> list[Path]:
     A chart whose section is empty or absent is not written.
     """
     charts: dict[str, tuple[Sequence[Row], Callable[[Figure, Sequence[Row]], str]]] = {
-        "op_speedup.png": (_not_numpy(result.get("ops", [])), _op_speedup),
+        "op_times.png": (_not_numpy(result.get("ops", [])), _op_times),
         "scaling.png": (result.get("scaling", []), _scaling),
         "training.png": (_keras_rows(result.get("training", [])), _training),
     }
@@ -82,11 +81,11 @@ def _backend_colours(backends: Sequence[str]) -> dict[str, str]:
     return {name: f"C{i % 10}" for i, name in enumerate(order)}
 
 
-def _times_axis(axis: Axis) -> None:
-    """Tick labels as ``"0.5x"``, ``"10x"``: the axis is a ratio."""
+def _ratio_axis(axis: Axis) -> None:
+    """Tick labels as ``"0.5"``, ``"2"``: the axis is a ratio of times, plainly written."""
     from matplotlib.ticker import FuncFormatter
 
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}{X}"))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
 def _plain_ticks(axis: Axis, values: Sequence[float]) -> None:
@@ -106,8 +105,9 @@ def _plain_log(axis: Axis) -> None:
 
 
 # ------------------------------------------------------------------- charts
-def _op_speedup(figure: Figure, rows: Sequence[Row]) -> str:
-    """Grouped bars of speedup over numpy: a panel per op, a group per size, a bar per backend."""
+def _op_times(figure: Figure, rows: Sequence[Row]) -> str:
+    """Grouped bars of each op's time over numpy's (as every ratio in fastnn's reports: below
+    1 is faster): a panel per op, a group per size, a bar per backend."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -132,44 +132,44 @@ def _op_speedup(figure: Figure, rows: Sequence[Row]) -> str:
         _op_panel(ax, mine, backends, colours, crowded)
         # long names wrap after an underscore: "softmax_" over "cross_entropy"
         ax.set_title(textwrap.fill(op.replace("_", "_ "), 14).replace("_ ", "_"), fontsize=9)
-    speedups = [row["speedup_vs_numpy"] for row in rows]
-    low, high = min([*speedups, 1.0]), max([*speedups, 1.0])
+    ratios = [1 / row["speedup_vs_numpy"] for row in rows]
+    low, high = min([*ratios, 1.0]), max([*ratios, 1.0])
     if high / low > 20:  # a linear axis would flatten the small ones
         panels[0].set_yscale("log")
     else:
-        panels[0].set_ylim(bottom=0)  # not below: no speedup is negative
-    _times_axis(panels[0].yaxis)
-    panels[0].set_ylabel(f"speedup over numpy ({X}, higher is faster)")
+        panels[0].set_ylim(bottom=0)  # not below: no time is negative
+    _ratio_axis(panels[0].yaxis)
+    panels[0].set_ylabel("time / numpy backend's (below 1: faster)")
     body.supxlabel("array shape (matmul: m x k x n)", fontsize=10)
     handles: list[Artist] = [Patch(color=colours[b], label=b) for b in backends]
-    handles.append(Line2D([], [], color="black", linestyle="--", label=f"numpy (1{X})"))
+    handles.append(Line2D([], [], color="black", linestyle="--", label="numpy (1)"))
     if any(row.get("equivalent") is False for row in rows):
         handles.append(
             Patch(facecolor="white", edgecolor=NOT_EQUIVALENT, hatch="///", label=DIFFERS)
         )
     body.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=9)
-    return "Speedup of each op over the numpy backend"
+    return "Each op's time over the numpy backend's"
 
 
 def _not_numpy(rows: Sequence[Row]) -> list[Row]:
-    """The op rows of every backend but numpy, whose speedup is 1 by definition."""
+    """The op rows of every backend but numpy, whose ratio is 1 by definition."""
     return [row for row in rows if row["backend"] != "numpy"]
 
 
 def _op_panel(
     ax: Axes, rows: Sequence[Row], backends: Sequence[str], colours: dict[str, str], crowded: bool
 ) -> None:
-    """One op's bars, growing from the 1x line: up is faster than numpy, down is slower."""
+    """One op's bars, from the line at 1: down is faster than numpy, up is slower."""
     sizes = _unique([row["size"] for row in rows])
     width = 0.8 / max(len(backends), 1)
     for i, backend in enumerate(backends):
         mine = [row for row in rows if row["backend"] == backend]
         x = [sizes.index(row["size"]) - 0.4 + width * (i + 0.5) for row in mine]
-        speedups = [row["speedup_vs_numpy"] for row in mine]
-        bars = ax.bar(x, [s - 1 for s in speedups], width, bottom=1, color=colours[backend])
+        ratios = [1 / row["speedup_vs_numpy"] for row in mine]
+        bars = ax.bar(x, [r - 1 for r in ratios], width, bottom=1, color=colours[backend])
         texts = ax.bar_label(
             bars,
-            labels=[f"{s:.2g}{X}" for s in speedups],
+            labels=[f"{r:.2g}" for r in ratios],
             fontsize=7,
             padding=2,
             rotation=90 if crowded else 0,
@@ -250,8 +250,9 @@ def _training(figure: Figure, rows: Sequence[Row]) -> str:
 
 
 def _epoch_label(row: Row) -> str:
-    """``"0.70 s · 1.48x floor"``; the floor itself and rows without a floor: seconds only."""
+    """``"0.70 s · 1.48 of the floor's time"``; the floor itself and rows without a floor:
+    seconds only."""
     label = f"{row['median_s']:#.3g}".rstrip(".") + " s"  # 0.700, 12.0; never "123."
     if row["kind"] != "floor" and row.get("vs_floor") is not None:
-        label += f" · {row['vs_floor']:.2f}{X} floor"
+        label += f" · {row['vs_floor']:.2f} of the floor's time"
     return label

@@ -22,8 +22,13 @@ def _number(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _time_ratio(speedup: float) -> str:
+    """A row's time over the numpy backend's (lower is faster), from its speedup."""
+    return f"{1 / speedup:.2f}" if speedup else "-"
+
+
 def rows(result: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    """One line per measured row: workload, size, backend, median, speedup, diffs, verdict."""
+    """One line per measured row, under :data:`HEADER`."""
     lines: list[tuple[str, ...]] = []
     for row in result.get("ops", []):
         lines.append(
@@ -32,10 +37,11 @@ def rows(result: Mapping[str, Any]) -> list[tuple[str, ...]]:
                 row["size"],
                 row["backend"],
                 duration(row["median_s"]),
-                f"{row['speedup_vs_numpy']:.2f}x",
+                _time_ratio(row["speedup_vs_numpy"]),
                 f"{row['max_abs_diff']:.2g}",
                 f"{row['max_rel_diff']:.2g}",
                 _verdict(row["equivalent"]),
+                "-",
             )
         )
     for row in result.get("training", []):
@@ -45,10 +51,11 @@ def rows(result: Mapping[str, Any]) -> list[tuple[str, ...]]:
                 f"{row['samples']} samples",
                 row["implementation"],
                 duration(row["median_s"]),
-                f"{1 / row['vs_numpy']:.2f}x",
+                f"{row['vs_numpy']:.2f}",
                 "-",
                 _number(row["loss_rel_diff"], ".2g"),
                 _verdict(row["equivalent"]),
+                "-",
             )
         )
     for row in result.get("scaling", []):
@@ -58,25 +65,29 @@ def rows(result: Mapping[str, Any]) -> list[tuple[str, ...]]:
                 f"B={row['batch']} H={row['hidden']}",
                 row["backend"],
                 duration(row["median_s"]),
-                f"{row['speedup_vs_numpy']:.2f}x",
+                _time_ratio(row["speedup_vs_numpy"]),
                 "-",
                 "-",
-                f"{row['gflops']:.1f} GFLOP/s"
+                "-",
+                f"{row['gflops']:.1f}"
                 + (f" ({row['vs_sgemm']:.0%} of SGEMM)" if row.get("vs_sgemm") else ""),
             )
         )
     return lines
 
 
+#: the plain table's columns; every ratio in fastnn's reports is a time over another's
+#: time, so below 1 is faster
 HEADER = (
     "workload",
     "size",
     "backend",
-    "median",
-    "vs numpy",
+    "median time",
+    "time / numpy's",
     "max abs diff",
     "max rel diff",
-    "equivalent",
+    "matches numpy",
+    "GFLOP/s",
 )
 
 
@@ -107,7 +118,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         lines += [
             f"## {workload}",
             "",
-            "| implementation | median | samples/s | time / numpy backend's | "
+            "| implementation | median time | samples/s | time / numpy backend's | "
             "time / GEMM floor's | first-epoch loss (rel. diff from numpy backend's) |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
@@ -123,24 +134,26 @@ def markdown(result: Mapping[str, Any]) -> str:
                 f"{row['samples_per_s']:,.0f} | {row['vs_numpy']:.2f} | "
                 f"{_number(row['vs_floor'], '.2f')} | {loss} |"
             )
-        lines += [
-            "",
-            "Ratios are medians of each round's ratio, the contenders timed in turn in one "
-            "process; * a peer timed in a process of its own, in rounds of its own: its "
-            "ratios are of the medians.",
-            "",
-        ]
+        lines.append("")
+        if any("ratios" in row for row in training):  # how they were taken, where recorded
+            lines += [
+                "Ratios are medians of each round's ratio, the contenders timed in turn in "
+                "one process; * a peer timed in a process of its own, in rounds of its own: "
+                "its ratios are of the medians.",
+                "",
+            ]
     if result.get("ops"):
         lines += [
-            "## ops (median per call; speedup over the numpy backend)",
+            "## ops (median time per call)",
             "",
-            "| op | size | backend | median | speedup | max rel diff | equivalent |",
+            "| op | size | backend | median time | time / numpy backend's | max rel diff "
+            "| matches numpy |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in result["ops"]:
             lines.append(
                 f"| {row['op']} | {row['size']} | {row['backend']} | {duration(row['median_s'])} "
-                f"| {row['speedup_vs_numpy']:.2f}x | {row['max_rel_diff']:.1e} "
+                f"| {_time_ratio(row['speedup_vs_numpy'])} | {row['max_rel_diff']:.1e} "
                 f"| {_verdict(row['equivalent'])} |"
             )
         lines.append("")
@@ -149,7 +162,7 @@ def markdown(result: Mapping[str, Any]) -> str:
             "## scaling (one training step, 784-H-10, RMSprop)",
             "",
             "| backend | batch | hidden | time per step | GFLOP/s | SGEMM GFLOP/s "
-            "| step / SGEMM | vs numpy |",
+            "| step's GFLOP/s / SGEMM's | time / numpy backend's |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in result["scaling"]:
@@ -157,7 +170,7 @@ def markdown(result: Mapping[str, Any]) -> str:
                 f"| {row['backend']} | {row['batch']} | {row['hidden']} | "
                 f"{duration(row['median_s'])} | {row['gflops']:.1f} | "
                 f"{_number(row.get('sgemm_gflops'), '.1f')} | "
-                f"{_number(row.get('vs_sgemm'), '.0%')} | {row['speedup_vs_numpy']:.2f}x |"
+                f"{_number(row.get('vs_sgemm'), '.0%')} | {_time_ratio(row['speedup_vs_numpy'])} |"
             )
         lines.append("")
     lines += [f"Skipped {item['what']}: {item['reason']}" for item in result.get("skipped", [])]
