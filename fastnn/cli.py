@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastnn import recipes
+from fastnn import __version__, recipes
 from fastnn.backends import (
     BACKEND_NAMES,
     EMULATED_BACKENDS,
@@ -17,13 +18,18 @@ from fastnn.backends import (
     available_backends,
     get_backend,
 )
-from fastnn.config import FLOAT_DTYPES
+from fastnn.config import FLOAT_DTYPES, resolve_dtype
+from fastnn.datasets.mnist import DatasetUnavailableError
+from fastnn.extras import DISTRIBUTION, install_hint
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastnn",
         description="A from-scratch feedforward network on NumPy, Numba or CuPy.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"fastnn {__version__} ({DISTRIBUTION})"
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -42,15 +48,24 @@ def _parser() -> argparse.ArgumentParser:
         "code on the CPU, slowly, as a check)",
     )
     train.add_argument(
-        "--epochs", type=_int_at_least(0), help="override the recipe's number of epochs"
+        "--epochs", type=_int_at_least(1), help="override the recipe's number of epochs"
     )
     train.add_argument(
         "--batch-size", type=_int_at_least(1), help="override the recipe's batch size"
     )
     train.add_argument(
-        "--data", metavar="DIR", help="folder with the MNIST IDX files (default: $FASTNN_DATA_DIR)"
+        "--data",
+        metavar="DIR",
+        type=_existing_folder,
+        help="an existing folder with the MNIST IDX files, or where to download them "
+        "(default: $FASTNN_DATA_DIR, else ~/.cache/fastnn/mnist)",
     )
-    train.add_argument("--seed", type=_int_at_least(0), help="seed for weight init and shuffling")
+    train.add_argument(
+        "--seed",
+        type=_int_at_least(0),
+        help="seed for weight init and shuffling (default: a new one each run, printed so "
+        "that --seed repeats the run)",
+    )
     train.add_argument(
         "--dtype", choices=FLOAT_DTYPES, help="float type (default: $FASTNN_DTYPE, else float32)"
     )
@@ -61,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "(needs the [plot] extra)",
     )
 
+    train.set_defaults(parser=train)  # its own usage, for settings refused after parsing
     commands.add_parser("backends", help="list the backends and why any cannot run here")
     _add_bench(commands)
     return parser
@@ -142,6 +158,13 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _existing_folder(text: str) -> str:
+    """An argparse type: a folder that exists (the command never creates one it was given)."""
+    if not Path(text).expanduser().is_dir():
+        raise argparse.ArgumentTypeError(f"must be an existing folder; received {text!r}")
+    return text
+
+
 def _points(text: str) -> list[tuple[int, int]]:
     """An argparse type: comma-separated BATCHxHIDDEN pairs of positive ints."""
     points = []
@@ -172,23 +195,36 @@ def _names(allowed: Any) -> Any:
 
 def _train(args: argparse.Namespace) -> int:
     recipe = recipes.get(args.recipe)
-    if args.plot and importlib.util.find_spec("matplotlib") is None:  # fail before training
-        raise ValueError('--plot needs matplotlib: pip install "fastnn[plot]"')
+    parser: argparse.ArgumentParser = args.parser
+    # Every setting is checked before any work, and refused as a bad option is (usage,
+    # exit status 2), whether it came as an option or from $FASTNN_BACKEND / $FASTNN_DTYPE.
+    try:
+        backend = get_backend(args.backend).name
+        dtype = resolve_dtype(args.dtype).name
+    except (ValueError, BackendUnavailableError) as error:
+        parser.error(str(error))
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error(f"--plot needs matplotlib: {install_hint('plot', 'matplotlib')}")
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     print(f"recipe {recipe.name}: {recipe.description}")
+    print(f"backend {backend} ({dtype}), seed {seed}" + ("" if args.seed is not None else
+          f" (--seed {seed} repeats this run)"))  # fmt: skip
     result = recipes.run(
         args.recipe,
-        backend=args.backend,
+        backend=backend,
         epochs=args.epochs,
         batch_size=args.batch_size,
         data_dir=args.data,
-        seed=args.seed,
-        dtype=args.dtype,
+        seed=seed,
+        dtype=dtype,
     )
-    per_epoch = result.train_seconds / max(1, result.epochs)
+    # the passes themselves, and apart the setting up before them (the data moved to the
+    # backend, compressed where sparse, the kernels loaded)
+    passes = sum(result.epoch_seconds)
     print(
         f"test accuracy: {result.test_accuracy:.4f} - test loss: {result.test_loss:.4f} - "
-        f"training time: {result.train_seconds:.2f}s ({per_epoch:.3f}s/epoch) - "
-        f"backend: {result.backend} ({result.dtype})"
+        f"training time: {result.train_seconds:.2f}s ({passes / result.epochs:.3f}s/"
+        f"{recipe.unit.lower()}, {result.train_seconds - passes:.2f}s setting up)"
     )
     if args.plot:
         for path in _train_plots(result, Path(args.plot)):
@@ -203,7 +239,9 @@ def _train_plots(result: recipes.RecipeResult, out: Path) -> list[Path]:
     # all ten digits, even one that the test set or the model never names
     matrix = metrics.confusion_matrix(result.y_test, result.predicted, num_classes=10)
     return [
-        plots.plot_history(result.history, out / "training_curves.png"),
+        plots.plot_history(
+            result.history, out / "training_curves.png", test_accuracy=result.test_accuracy
+        ),
         plots.plot_confusion_matrix(matrix, out / "confusion_matrix.png"),
         plots.plot_digits(result.x_test, result.y_test, result.predicted, out / "digits.png"),
     ]
@@ -232,7 +270,7 @@ def _bench(args: argparse.Namespace) -> int:
         points=args.points,
     )
     if args.plot and importlib.util.find_spec("matplotlib") is None:  # fail before timing
-        raise ValueError('--plot needs matplotlib: pip install "fastnn[plot]"')
+        raise ValueError(f"--plot needs matplotlib: {install_hint('plot', 'matplotlib')}")
     result = suite.run(
         options, lambda message: print(f"... {message}", file=sys.stderr, flush=True)
     )
@@ -277,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.argv = list(argv if argv is not None else sys.argv[1:])
             return _bench(args)
         return _backends()
+    except DatasetUnavailableError as error:  # worded for the command: --data DIR
+        print(f"fastnn: error: {error.explain('--data DIR')}", file=sys.stderr)
+        return 1
     except (ValueError, BackendUnavailableError, OSError) as error:
         print(f"fastnn: error: {error}", file=sys.stderr)
         return 1

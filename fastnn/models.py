@@ -109,7 +109,40 @@ def _validation_data(value: object) -> tuple[Any, Any, Any]:
 
 
 class Sequential:
-    """A linear stack of layers, trained with hand-written backpropagation."""
+    """A linear stack of layers, trained with hand-written backpropagation.
+
+    Parameters
+    ----------
+    layers : list of layers, optional
+        The stack, first layer first (``fastnn.layers.Dense``, ``Activation``,
+        ``Dropout``, ``BatchNormalization``, ``Flatten``); a ``fastnn.Input(shape=...)``
+        may come first to give one sample's shape. More can be added with :meth:`add`.
+    name : str, optional
+        Shown by :meth:`summary` and kept in saved files (default ``"sequential"``).
+    dtype : {"float32", "float64"}, optional
+        The float type of weights and computation (default ``$FASTNN_DTYPE``, else
+        float32). Inputs are converted to it.
+    seed : int, optional
+        Seeds the weights' initial values (and dropout), so that two models built with
+        the same seed start alike. None: a fresh random start each time.
+    sparse_inputs : {"auto", True, False}, optional
+        Whether the first layer computes on compressed rows of mostly-zero inputs
+        (default ``$FASTNN_SPARSE``, else "auto": when the data is sparse enough).
+
+    The model is built (weights made) when it first sees data, or by :meth:`build`.
+
+    Examples
+    --------
+    >>> model = fastnn.Sequential([
+    ...     fastnn.Input(shape=(784,)),
+    ...     fastnn.layers.Dense(512, activation="relu"),
+    ...     fastnn.layers.Dense(10, activation="softmax"),
+    ... ], seed=0)
+    >>> model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+    >>> history = model.fit(x_train, y_train, epochs=5, batch_size=128)
+    >>> loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    """
 
     def __init__(
         self,
@@ -317,8 +350,27 @@ class Sequential:
         loss: str | losses_module.Loss | None = None,
         metrics: Sequence[Any] | None = None,
     ) -> None:
-        """Choose the optimizer, the loss and the metrics reported by fit/evaluate
-        (:class:`~fastnn.compiled.Compiled`)."""
+        """Choose how the model trains: the optimizer, the loss and the metrics reported.
+
+        Parameters
+        ----------
+        optimizer : str or fastnn.optimizers.Optimizer
+            ``"sgd"``, ``"rmsprop"`` (the default), ``"adam"``, ``"adamw"`` with Keras's
+            defaults, or an object such as ``fastnn.optimizers.Adam(1e-4, amsgrad=True)``.
+        loss : str or fastnn.losses.Loss
+            ``"sparse_categorical_crossentropy"`` (integer labels),
+            ``"categorical_crossentropy"`` (one-hot rows), ``"binary_crossentropy"``,
+            ``"mse"``, or a ``fastnn.losses`` object (``from_logits=True`` for a linear
+            last layer). Required.
+        metrics : list, optional
+            Names (``"accuracy"``, ``"precision"``, ``"recall"``, ``"f1"``, Keras's
+            ``"sparse_categorical_accuracy"`` ...) or ``fastnn.metrics`` functions.
+
+        Examples
+        --------
+        >>> model.compile(optimizer=fastnn.optimizers.Adam(1e-3, clipnorm=1.0),
+        ...               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        """
         self.compiled = Compiled(optimizer, loss, metrics)
         if self.layers:
             self.compiled.check_head(self.layers[-1], self.output_units if self.built else None)
@@ -424,14 +476,60 @@ class Sequential:
         sample_weight: Any = None,
         class_weight: dict[int, float] | None = None,
     ) -> History:
-        """Train for ``epochs`` passes over (x, y); returns the History of per-epoch logs.
+        """Train the model on (x, y); return the :class:`~fastnn.callbacks.History`.
 
-        As in Keras: ``verbose`` 0 is silent, 1 (or "auto") a progress bar within each
-        epoch, 2 a line per epoch; training runs epochs ``initial_epoch`` to
-        ``epochs - 1``; validation runs after every ``validation_freq``-th epoch.
-        ``sample_weight`` (n,) or ``class_weight`` ({class: weight}) weigh each sample's loss
-        and gradient (Keras's semantics: the weighted losses summed over the batch size);
-        ``validation_data`` may be ``(x, y, sample_weight)``.
+        Parameters
+        ----------
+        x : array (n, features...) or scipy.sparse matrix
+            The inputs, one row per sample; images are flattened by a ``Flatten`` layer
+            or by the first ``Dense``. Integers (pixels) are converted to the model's dtype.
+        y : array (n,) or (n, classes)
+            Integer labels for ``sparse_categorical_crossentropy``, one-hot rows for
+            ``categorical_crossentropy``, 0/1 targets for ``binary_crossentropy``, values
+            for ``mse``.
+        epochs : int
+            Passes over the data (training runs epochs ``initial_epoch`` to ``epochs - 1``).
+        batch_size : int, optional
+            Samples per gradient step; None means 32, as in Keras.
+        validation_split : float
+            The fraction in [0, 1) of the samples, taken from the end, held out to
+            validate on after each epoch (``val_loss`` ... in the History).
+        validation_data : tuple, optional
+            ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight)``, used instead.
+        shuffle : bool
+            Shuffle the samples before each epoch (in the order ``seed`` gives).
+        verbose : {"auto", 0, 1, 2}
+            0 silent, 1 or "auto" a progress bar within each epoch, 2 a line per epoch.
+        seed : int, optional
+            Seeds the shuffling and dropout of this call (None: the model's seed, else
+            fresh randomness).
+        callbacks : list of fastnn.callbacks.Callback, optional
+            E.g. ``EarlyStopping``, ``ModelCheckpoint``, ``ReduceLROnPlateau``,
+            ``CSVLogger``.
+        sparse_inputs : {"auto", True, False}, optional
+            Overrides the model's setting for this call.
+        initial_epoch : int
+            The epoch to resume at (0-based), as in Keras.
+        validation_freq : int
+            Validate after every ``validation_freq``-th epoch only.
+        sample_weight : array (n,), optional
+            Each sample's weight in the loss and its gradient (Keras's semantics: the
+            weighted losses summed over the batch size).
+        class_weight : dict, optional
+            ``{class: weight}``, each sample weighted by its class's (not with
+            ``sample_weight``).
+
+        Returns
+        -------
+        History
+            ``history.history["loss"]``, each metric, their ``val_`` twins and
+            ``"learning_rate"``, a value per epoch.
+
+        Examples
+        --------
+        >>> history = model.fit(x_train, y_train, epochs=5, batch_size=128,
+        ...                     validation_split=0.1, seed=0)
+        >>> history.history["val_accuracy"][-1]
         """
         self._require_compiled("fit")
         plan = FitPlan(
@@ -559,10 +657,33 @@ class Sequential:
         return_dict: bool = False,
         sparse_inputs: bool | str | None = None,
     ) -> float | list[float] | dict[str, float]:
-        """Loss (and metrics) on (x, y): ``[loss, *metrics]`` in compile order, the loss
-        alone without metrics, or ``{"loss": ..., "accuracy": ...}`` with ``return_dict``.
-        ``verbose``: 1 (or "auto") a progress bar, 2 its closing line only, 0 nothing.
-        ``sample_weight`` weighs the loss as in :meth:`fit` (the metrics stay unweighted)."""
+        """The loss and metrics of the model on (x, y), without training.
+
+        Parameters
+        ----------
+        x, y : arrays
+            As for :meth:`fit`.
+        batch_size : int, optional
+            Samples per batch; None means 32. Only memory and speed depend on it.
+        verbose : {"auto", 0, 1, 2}
+            1 or "auto" a progress bar, 2 its closing line only, 0 nothing.
+        sample_weight : array (n,), optional
+            Weighs the loss as in :meth:`fit` (the metrics stay unweighted, as in Keras).
+        return_dict : bool
+            Return ``{"loss": ..., "accuracy": ...}`` instead of a list.
+        sparse_inputs : {"auto", True, False}, optional
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        float, list or dict
+            ``[loss, *metrics]`` in compile order; the loss alone when there are no
+            metrics; a dict with ``return_dict``.
+
+        Examples
+        --------
+        >>> loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+        """
         self._require_compiled("evaluate")
         batch_size = _batch_size(batch_size)
         verbose = verbosity(verbose)
@@ -639,12 +760,30 @@ class Sequential:
         verbose: int | str = "auto",
         sparse_inputs: bool | str | None = None,
     ) -> np.ndarray:
-        """Model outputs for x as a NumPy array (n, units): class probabilities for softmax.
+        """The model's outputs for x, as a NumPy array (n, units).
 
-        Rows are computed independently, so ``batch_size`` only bounds the memory a batch
-        takes; left None, it is :data:`PREDICT_BATCH_SIZE`, not fit's 32: small batches
-        spend most of their time launching kernels and streaming the weights again.
-        ``verbose`` as in :meth:`evaluate`.
+        Parameters
+        ----------
+        x : array (n, features...) or scipy.sparse matrix
+            As for :meth:`fit`.
+        batch_size : int, optional
+            Rows are computed independently, so it only bounds the memory a batch
+            takes; None means :data:`PREDICT_BATCH_SIZE` (1024), not fit's 32: small
+            batches spend most of their time launching kernels.
+        verbose : {"auto", 0, 1, 2}
+            As for :meth:`evaluate`.
+        sparse_inputs : {"auto", True, False}, optional
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        numpy.ndarray (n, units)
+            Class probabilities for a softmax last layer (``.argmax(axis=1)``: the
+            predicted classes), the raw outputs for a linear one.
+
+        Examples
+        --------
+        >>> predicted = model.predict(x_test, verbose=0).argmax(axis=1)
         """
         batch_size = check_int(
             "batch_size", PREDICT_BATCH_SIZE if batch_size is None else batch_size, 1

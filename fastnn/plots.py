@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fastnn.callbacks import History
+from fastnn.extras import install_hint
 from fastnn.validation import shown as _shown
 
 if TYPE_CHECKING:  # matplotlib is optional and untyped to mypy: these are ``Any`` there
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # matplotlib is optional and untyped to mypy: these are ``Any
 
 __all__ = ["agg_figure", "plot_confusion_matrix", "plot_digits", "plot_history"]
 
-MISSING_MATPLOTLIB = 'fastnn plots need matplotlib: pip install "fastnn[plot]"'
+MISSING_MATPLOTLIB = f"fastnn plots need matplotlib: {install_hint('plot', 'matplotlib')}"
 DPI = 120
 #: metrics that are fractions of the samples, shown as percentages
 FRACTIONS = ("accuracy", "precision", "recall", "f1")
@@ -71,11 +72,17 @@ def _percent_ticks(axis: Axis) -> None:
 
 
 # ------------------------------------------------------------------ history
-def plot_history(history: History | Mapping[str, Sequence[float]], path: str | Path) -> Path:
+def plot_history(
+    history: History | Mapping[str, Sequence[float]],
+    path: str | Path,
+    *,
+    test_accuracy: float | None = None,
+) -> Path:
     """Write the training curves of ``history`` (a ``History`` or its ``.history`` dict).
 
     A panel for the loss, one per other metric (train and validation together) and one for
-    the learning rate (log scale) when it was recorded; the x axis counts epochs from 1.
+    the learning rate (log scale) when it changed during training; the x axis counts
+    epochs from 1. ``test_accuracy``, when known, goes in the title.
     """
     series = _history_series(history)
     panels = _panel_names(series)
@@ -88,8 +95,13 @@ def plot_history(history: History | Mapping[str, Sequence[float]], path: str | P
             _history_panel(ax, name, series)
         for ax in axes[len(panels) :]:
             ax.set_visible(False)
-        figure.suptitle(f"Training history: {epochs} epoch{'s' if epochs != 1 else ''}")
+        figure.suptitle(_history_title(epochs, test_accuracy))
     return Path(path)
+
+
+def _history_title(epochs: int, test_accuracy: float | None) -> str:
+    title = f"Training history: {epochs} epoch{'s' if epochs != 1 else ''}"
+    return title if test_accuracy is None else f"{title}; test accuracy {test_accuracy:.2%}"
 
 
 def _history_series(history: object) -> dict[str, np.ndarray]:
@@ -120,8 +132,12 @@ def _history_series(history: object) -> dict[str, np.ndarray]:
 
 
 def _panel_names(series: Mapping[str, np.ndarray]) -> list[str]:
-    """One name per panel: the loss first, the learning rate last, a metric's val_ twin merged."""
+    """One name per panel: the loss first, the learning rate last (when it ever changed: a
+    flat line says nothing), a metric's val_ twin merged."""
     names = list(dict.fromkeys(key.removeprefix("val_") for key in series))
+    rate = series.get("learning_rate")
+    if rate is not None and np.ptp(rate) == 0:
+        names.remove("learning_rate")
     last = ["learning_rate"] if "learning_rate" in names else []
     first = ["loss"] if "loss" in names else []
     return first + [name for name in names if name not in (*first, *last)] + last
@@ -297,8 +313,8 @@ def _digits_title(shown: int, shown_wrong: int, wrong: int, total: int) -> str:
     if not wrong:
         return f"{shown} of {total:,} samples, none misclassified"
     return (
-        f"{shown} of {total:,} samples; red title and frame: misclassified "
-        f"({shown_wrong} here, {wrong:,} of {total:,} in all)"
+        f"{shown} of {total:,} samples, the misclassified picked on purpose (red): "
+        f"{shown_wrong} here, {wrong:,} of {total:,} ({wrong / total:.1%}) in all"
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from fastnn import datasets, initializers, layers, optimizers, regularizers
-from fastnn.backends import use_backend
+from fastnn.backends import get_backend, use_backend
 from fastnn.callbacks import Callback, EpochTimer, ProgressLogger, ReduceLROnPlateau
 from fastnn.config import check_seed, resolve_dtype
 from fastnn.datasets import mnist
@@ -49,6 +49,8 @@ class Recipe:
     log_every: int = 1
     #: callbacks of the recipe itself (built fresh for every run)
     callbacks: Callable[[], list[Callback]] = list
+    #: what its progress lines count: epochs, or (one full-batch step each) iterations
+    unit: str = "Epoch"
 
 
 def _keras(seed: int | None, dtype: np.dtype) -> Sequential:
@@ -129,6 +131,7 @@ RECIPES: dict[str, Recipe] = {
             fit_options={"shuffle": False},
             dev_rows=1000,
             log_every=10,
+            unit="Iteration",
         ),
         Recipe(
             "deep",
@@ -232,7 +235,9 @@ def run(
         timer = EpochTimer()
         hooks: list[Callback] = [timer, *recipe.callbacks()]
         if verbose:
-            hooks.append(ProgressLogger(print_fn, every=recipe.log_every))
+            hooks.append(ProgressLogger(print_fn, every=recipe.log_every, unit=recipe.unit))
+            if not get_backend().kernels_cached():  # the backend this run uses
+                print_fn("compiling fastnn's Numba kernels (first run only: a few seconds)")
         started = time.perf_counter()
         history = model.fit(
             x_train,

@@ -3,7 +3,7 @@
 One table of wrong calls. Each row names the exception the call must raise and the
 pieces its message must hold: the argument, the value received and what is allowed
 (for a mistake of state, such as fitting before compiling, what to do instead). The
-README's Troubleshooting table quotes some of these messages; a test keeps it in step.
+docs/troubleshooting.md quotes some of these messages; a test keeps it in step.
 
 Exception types: ValueError for a value the argument does not allow, whatever its type
 (``batch_size=2.5``, an unknown name, a wrong shape or length); TypeError for an object
@@ -44,7 +44,7 @@ from fastnn import (
 )
 from fastnn.datasets import mnist
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TROUBLESHOOTING = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
 KERAS_FIXTURES = Path(__file__).resolve().parent / "golden" / "keras_files"
 MAX_MESSAGE = 300  # characters: a message to read at a glance, not a dump of the data
 
@@ -420,10 +420,12 @@ CASES: list[Case] = [
          lambda: plots.plot_digits(np.full((2, 4), "a"), [0, 1], [0, 1], "d.png"), T,
          ("images", "dtype <U1", "numbers")),
     # ---- the command
-    Case("cli-epochs-negative", lambda: _cli("train", "--epochs", "-1"), S,
-         ("--epochs", "'-1'", "int >= 0")),
+    Case("cli-epochs-zero", lambda: _cli("train", "--epochs", "0"), S,
+         ("--epochs", "'0'", "int >= 1")),
     Case("cli-epochs-not-a-number", lambda: _cli("train", "--epochs", "five"), S,
-         ("--epochs", "'five'", "int >= 0")),
+         ("--epochs", "'five'", "int >= 1")),
+    Case("cli-data-missing", lambda: _cli("train", "--data", "/no/such/dir"), S,
+         ("--data", "'/no/such/dir'", "existing folder")),
     Case("cli-batch-size-zero", lambda: _cli("train", "--batch-size", "0"), S,
          ("--batch-size", "'0'", "int >= 1")),
     Case("cli-seed-negative", lambda: _cli("train", "--seed", "-1"), S,
@@ -457,26 +459,24 @@ def test_wrong_argument_is_named_in_one_line(case: Case) -> None:
 
 
 def _troubleshooting_rows() -> list[tuple[str, str]]:
-    """(case id, row) of each row of the README's Troubleshooting table marked with an id."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+    """(case id, row) of each row of the Troubleshooting page's tables marked with an id."""
     rows = []
-    for line in section.splitlines():
+    for line in TROUBLESHOOTING.read_text(encoding="utf-8").splitlines():
         marked = re.match(r"\|\s*<!--\s*([\w-]+)\s*-->", line)
         if marked:
             rows.append((marked.group(1), line.replace("\\|", "|")))
     return rows
 
 
-def test_readme_troubleshooting_quotes_the_real_messages() -> None:
+def test_the_troubleshooting_page_quotes_the_real_messages() -> None:
     by_id = {case.id: case for case in CASES}
     rows = _troubleshooting_rows()
-    assert len(rows) >= 20, "the Troubleshooting table lost its case markers"
+    assert len(rows) >= 20, "the Troubleshooting tables lost their case markers"
     unknown = [case_id for case_id, _ in rows if case_id not in by_id]
-    assert not unknown, f"README rows name cases the table lacks: {unknown}"
+    assert not unknown, f"Troubleshooting rows name cases the table lacks: {unknown}"
     stale = [
         (case_id, message)
         for case_id, row in rows
         if (message := _message(by_id[case_id])) not in row
     ]
-    assert not stale, f"README rows that no longer quote the real message: {stale}"
+    assert not stale, f"Troubleshooting rows that no longer quote the real message: {stale}"

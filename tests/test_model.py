@@ -307,3 +307,28 @@ def test_optimizer_step_through_the_model_matches_the_formula(backend_name: str)
         velocity = 0.1 * g * g
         expected = w0 - 0.01 * g / np.sqrt(velocity + 1e-7)
         np.testing.assert_allclose(w1, expected, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------ what help() shows
+@pytest.mark.parametrize("method", ["__init__", "compile", "fit", "evaluate", "predict"])
+def test_the_main_calls_document_every_parameter(method: str) -> None:
+    """NumPy-style: each parameter named in a Parameters section (a new one left out
+    fails here), and an example."""
+    import inspect
+
+    function = getattr(fastnn.Sequential, method)
+    doc = inspect.getdoc(fastnn.Sequential if method == "__init__" else function) or ""
+    assert "Parameters\n----------" in doc and "Examples\n--------" in doc
+    documented = doc.split("Parameters\n----------")[1].split("\n\n")[0]
+    for name in list(inspect.signature(function).parameters)[1:]:
+        assert re.search(rf"^{name}\b|, {name}\b", documented, re.M), f"{method}: {name}"
+
+
+def test_help_leads_with_what_a_user_needs() -> None:
+    import pydoc
+
+    text = pydoc.render_doc(fastnn, renderer=pydoc.plaintext)
+    head = "\n".join(text.splitlines()[:40])
+    assert "Quick start" in head and "model.fit(" in head
+    assert "Methods inherited from builtins" not in text  # no exception or tuple noise
+    assert len(text.splitlines()) < 600

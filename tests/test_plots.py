@@ -86,6 +86,28 @@ def test_history_panels_put_loss_first_and_learning_rate_last() -> None:
     assert names == ["loss", "accuracy", "precision", "recall", "f1", "learning_rate"]
 
 
+def test_a_learning_rate_that_never_changed_gets_no_panel() -> None:
+    series = {"loss": np.array([0.5, 0.4]), "learning_rate": np.array([1e-3, 1e-3])}
+    assert plots._panel_names(series) == ["loss"]
+    series["learning_rate"] = np.array([1e-3, 5e-4])
+    assert plots._panel_names(series) == ["loss", "learning_rate"]
+
+
+def test_the_test_accuracy_goes_in_the_title(matplotlib: Any, tmp_path: Path) -> None:
+    assert plots._history_title(5, 0.98114) == "Training history: 5 epochs; test accuracy 98.11%"
+    assert plots._history_title(1, None) == "Training history: 1 epoch"
+    plain = _pixels(plots.plot_history(FULL_HISTORY, tmp_path / "plain.png"))
+    titled = _pixels(plots.plot_history(FULL_HISTORY, tmp_path / "t.png", test_accuracy=0.98))
+    assert plain.shape == titled.shape and (plain != titled).any()
+
+
+def test_the_digits_title_says_the_errors_were_picked_on_purpose() -> None:
+    assert plots._digits_title(25, 12, 189, 10000) == (
+        "25 of 10,000 samples, the misclassified picked on purpose (red): "
+        "12 here, 189 of 10,000 (1.9%) in all"
+    )
+
+
 # -------------------------------------------------------- confusion matrix
 def test_confusion_matrix_plain_and_normalized(matplotlib: Any, tmp_path: Path) -> None:
     matrix = np.diag([980, 1130, 1000]) + np.array([[0, 3, 7], [2, 0, 0], [40, 1, 0]])
@@ -193,7 +215,11 @@ def test_without_matplotlib_each_says_which_extra_to_install(
         lambda: plots.plot_digits(images, y_true, y_pred, tmp_path / "d.png"),
     ]
     for call in calls:
-        with pytest.raises(ImportError, match=r'^fastnn plots .*pip install "fastnn\[plot\]"$'):
+        with pytest.raises(
+            ImportError,
+            match=r'^fastnn plots .*pip install -e "\.\[plot\]" in the fastnn folder, '
+            r"or pip install matplotlib$",
+        ):
             call()
     assert not list(tmp_path.iterdir())
 
@@ -216,5 +242,7 @@ def test_train_plot_without_matplotlib_fails_before_training(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setattr(recipes, "run", lambda *args, **kwargs: pytest.fail("trained"))
-    assert cli.main(["train", "--plot", str(tmp_path)]) == 1
-    assert 'pip install "fastnn[plot]"' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # as a bad option is: usage, status 2
+        cli.main(["train", "--plot", str(tmp_path)])
+    assert refused.value.code == 2
+    assert 'pip install -e ".[plot]" in the fastnn folder' in capsys.readouterr().err

@@ -95,10 +95,13 @@ class ProgressLogger(EpochTimer):
     ``fit(verbose=1)`` adds one of these.
     """
 
-    def __init__(self, print_fn: Callable[[str], Any] = print, every: int = 1) -> None:
+    def __init__(
+        self, print_fn: Callable[[str], Any] = print, every: int = 1, unit: str = "Epoch"
+    ) -> None:
         super().__init__()
         self.print_fn = print_fn
         self.every = every
+        self.unit = unit  # what a pass is called: "Epoch", or "Iteration" for a full batch
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         super().on_epoch_end(epoch, logs)
@@ -108,7 +111,7 @@ class ProgressLogger(EpochTimer):
         seconds = self.seconds[-1]
         rate = self.params.get("samples", 0) / seconds if seconds > 0 else float("inf")
         self.print_fn(
-            f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - {rate:,.0f} samples/s"
+            f"{self.unit} {epoch + 1}/{epochs} - {seconds:.2f}s - {rate:,.0f} samples/s"
             + figures(logs or {})
         )
 
