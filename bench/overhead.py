@@ -121,20 +121,22 @@ def _arrays() -> tuple[np.ndarray, ...]:
     return param, grad, velocity
 
 
-def _scalars() -> tuple[np.float32, ...]:
+def _scalars() -> tuple[np.float32 | None, ...]:
+    """RMSprop's scalars (rate, rho, 1 - rho, epsilon, tiny), then no clipping scale, no
+    clipvalue, no weight decay and the rate again: the plain update, as fit runs it."""
     f32 = np.float32
-    return f32(1e-3), f32(0.9), f32(0.1), f32(1e-7), f32(np.finfo(f32).tiny)
+    rate = f32(1e-3)
+    return rate, f32(0.9), f32(0.1), f32(1e-7), f32(np.finfo(f32).tiny), None, None, None, rate
 
 
 def stream() -> dict[str, float]:
     """Microseconds and GB/s of the SGD and RMSprop kernels on one 784x512 weight."""
     param, grad, velocity = _arrays()
-    rate, rho, one_minus_rho, epsilon, tiny = _scalars()
+    scalars = _scalars()
+    rate, plain = scalars[0], scalars[5:]  # plain: no clipping, no decay
     nbytes = param.nbytes
-    sgd = _median_us(lambda: optimizers.sgd(param, grad, rate))
-    rmsprop = _median_us(
-        lambda: optimizers.rmsprop(param, grad, velocity, rate, rho, one_minus_rho, epsilon, tiny)
-    )
+    sgd = _median_us(lambda: optimizers.sgd(param, grad, rate, *plain))
+    rmsprop = _median_us(lambda: optimizers.rmsprop(param, grad, velocity, *scalars))
     return {
         "sgd us": sgd,
         "sgd GB/s": 3 * nbytes / sgd / 1e3,
