@@ -431,15 +431,17 @@ class Sequential:
 
     def _compresses(self, setting: str, share: Callable[[], float]) -> bool:
         """Whether inputs go to the first layer as compressed rows: a Dense first layer, a
-        backend with sparse kernels, and the setting "on", or "auto" with a wide enough
-        first layer and a share of nonzeros (``share()``, measured only if needed) below
-        the backend's crossover."""
+        backend with sparse kernels, and the setting "on", or "auto" with a first layer
+        wide enough or narrow enough for the backend's kernels and a share of nonzeros
+        (``share()``, measured only if needed) below the backend's crossover."""
         backend, first = get_backend(), self.layers[0]
         if setting == "off" or not backend.sparse_kernels or not isinstance(first, Dense):
             return False
         if setting == "on":
             return True
-        return first.units >= backend.sparse_min_units and share() < backend.sparse_crossover
+        wide, narrow = backend.sparse_min_units, backend.sparse_narrow_units
+        units_fit = first.units >= wide or first.units <= narrow
+        return units_fit and share() < backend.sparse_crossover
 
     def _targets(self, name: str, y: Any, n_samples: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(targets for the loss, targets for the accuracy metric or None)."""

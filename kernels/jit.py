@@ -15,10 +15,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 import numba
+from numba.core import config
+from numba.core.compiler_lock import global_compiler_lock
 
 PRECISE = {"nsz", "contract"}
 REASSOCIATING = PRECISE | {"reassoc"}
@@ -50,3 +53,41 @@ def sum_kernel(function: F) -> F:
 def parallel_kernel(function: F) -> F:
     """Compile ``function`` as a kernel whose ``prange`` loops run on numba's thread pool."""
     return _compile(function, parallel=True, reassociate=False)
+
+
+def inline_kernel(function: F) -> F:
+    """Compile ``function`` as a helper that numba inlines into the kernels calling it
+    (its tuples then become registers of the caller)."""
+    compiled = numba.njit(inline="always", nogil=True, error_model="numpy", fastmath=PRECISE)
+    return cast(F, compiled(function))
+
+
+@contextmanager
+def _straight_line_vectorizing() -> Iterator[None]:
+    """LLVM's SLP (straight-line) vectorizer on for the compiles inside; numba's default
+    (``NUMBA_SLP_VECTORIZE``) is off. Under numba's compiler lock, so no other compile
+    runs meanwhile with the setting changed."""
+    settings: Any = config  # its settings are made at run time, from the environment
+    with global_compiler_lock:
+        saved = settings.SLP_VECTORIZE
+        settings.SLP_VECTORIZE = 1
+        try:
+            yield
+        finally:
+            settings.SLP_VECTORIZE = saved
+
+
+def lanes_kernel(function: F) -> F:
+    """Like :func:`parallel_kernel`, for a kernel whose rows are tuples written lane by
+    lane (``kernels/narrow.py``): compiled with the SLP vectorizer on, which packs the
+    lanes into vector instructions (measured: 3x faster than leaving them scalar). The
+    machine code is cached as any kernel's, so the setting matters at compile time only."""
+    dispatcher: Any = _compile(function, parallel=True, reassociate=False)
+    compile_signature = dispatcher.compile
+
+    def compile(signature: Any) -> Any:
+        with _straight_line_vectorizing():
+            return compile_signature(signature)
+
+    dispatcher.compile = compile  # the dispatcher compiles each new signature through this
+    return cast(F, dispatcher)

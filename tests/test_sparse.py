@@ -35,9 +35,15 @@ def model(seed: int = 1, optimizer: str = "rmsprop", **options: object) -> fastn
     return net
 
 
-def gradients(x: object, y: np.ndarray, setting: object, dtype: str) -> tuple[float, list]:
+#: first layers for the numba backend's narrow kernels (up to 16 units) and its wide ones
+UNITS = [pytest.param(16, id="narrow"), pytest.param(40, id="wide")]
+
+
+def gradients(
+    x: object, y: np.ndarray, setting: object, dtype: str, units: int = 16
+) -> tuple[float, list]:
     net = fastnn.Sequential(
-        [layers.Dense(16, "relu"), layers.Dense(5, "softmax")], seed=1, dtype=dtype
+        [layers.Dense(units, "relu"), layers.Dense(5, "softmax")], seed=1, dtype=dtype
     )
     net.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     return net.compute_gradients(x, y, sparse_inputs=setting)
@@ -95,17 +101,18 @@ def test_density_is_exact_when_small_and_close_when_sampled(rows: int) -> None:
         assert abs(sparse.density(x) - exact / 2) < 0.01
 
 
+@pytest.mark.parametrize("units", UNITS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", backend_params())
-def test_gradients_match_the_dense_path(name: str, dtype: str) -> None:
+def test_gradients_match_the_dense_path(name: str, dtype: str, units: int) -> None:
     rng = np.random.default_rng(2)
     x = sparse_data(rng, (40, 30), 0.15).astype(dtype)
     x[:3] = 0  # empty rows
     y = rng.integers(0, 5, 40)
     with fastnn.use_backend(name):
-        dense_loss, dense = gradients(x, y, False, dtype)
-        loss, grads = gradients(x, y, True, dtype)
-        csr_loss, from_csr = gradients(scipy_sparse.csr_matrix(x), y, "auto", dtype)
+        dense_loss, dense = gradients(x, y, False, dtype, units)
+        loss, grads = gradients(x, y, True, dtype, units)
+        csr_loss, from_csr = gradients(scipy_sparse.csr_matrix(x), y, "auto", dtype, units)
     assert loss == pytest.approx(dense_loss, rel=TOL[dtype])
     assert csr_loss == pytest.approx(dense_loss, rel=TOL[dtype])
     assert_same(grads, dense, dtype)
@@ -117,19 +124,21 @@ def test_gradients_match_the_dense_path(name: str, dtype: str) -> None:
     share=st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0),
     rows=st.integers(1, 20),
     columns=st.integers(1, 40),
+    units=st.sampled_from([1, 10, 16, 17, 40]),
     seed=st.integers(0, 2**16),
 )
 @pytest.mark.parametrize("name", backend_params())
 def test_any_density_matches_the_dense_path(
-    name: str, share: float, rows: int, columns: int, seed: int
+    name: str, share: float, rows: int, columns: int, units: int, seed: int
 ) -> None:
-    """Densities 0..1, all-zero batches, single nonzeros, rows of one column."""
+    """Densities 0..1, all-zero batches, single nonzeros, rows of one column; first layers
+    on either side of the narrow kernels' 16 units."""
     rng = np.random.default_rng(seed)
     x = sparse_data(rng, (rows, columns), share).astype(np.float32)
     y = rng.integers(0, 5, rows)
     with fastnn.use_backend(name):
-        dense_loss, dense = gradients(x, y, False, "float32")
-        loss, grads = gradients(x, y, True, "float32")
+        dense_loss, dense = gradients(x, y, False, "float32", units)
+        loss, grads = gradients(x, y, True, "float32", units)
     assert loss == pytest.approx(dense_loss, rel=1e-5)
     assert_same(grads, dense, "float32")
 
@@ -143,12 +152,24 @@ def test_any_density_matches_the_dense_path(
     threads=st.sampled_from([1, 2]),
     seed=st.integers(0, 2**16),
 )
-@pytest.mark.parametrize("scatter_bytes", [0, 1 << 30], ids=["by column", "by rows"])
-def test_both_numba_weight_gradients_match_numpy(
-    scatter_bytes: int, share: float, rows: int, columns: int, units: int, threads: int, seed: int
+@pytest.mark.parametrize(
+    ("lanes", "scatter_bytes"),
+    [(0, 0), (0, 1 << 30), (16, 0)],
+    ids=["by column", "by rows", "narrow (up to 16 units)"],
+)
+def test_every_numba_sparse_product_matches_numpy(
+    lanes: int,
+    scatter_bytes: int,
+    share: float,
+    rows: int,
+    columns: int,
+    units: int,
+    threads: int,
+    seed: int,
 ) -> None:
-    """The numba backend's two weight gradients (a sort by column, or rows summed into a
-    copy per thread), each on one thread and on two, against X^T @ dz."""
+    """The numba backend's three weight gradients (a sort by column, rows summed into a
+    copy per thread, the narrow kernels' 16 lanes) and its two forward products (wide,
+    narrow), each on one thread and on two, against X^T @ dz and X @ w."""
     pytest.importorskip("numba")
     import numba
 
@@ -157,16 +178,21 @@ def test_both_numba_weight_gradients_match_numpy(
     rng = np.random.default_rng(seed)
     x = sparse_data(rng, (rows, columns), share).astype(np.float32)
     dz = rng.standard_normal((rows, units)).astype(np.float32)
+    w = rng.standard_normal((columns, units)).astype(np.float32)
     backend = fastnn.get_backend("numba")
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(numba_backend, "SCATTER_BYTES", scatter_bytes)
-            got = backend.sparse_weight_gradient(backend.compress_rows(x), dz)
+            patch.setattr(backend._narrow, "LANES", lanes)
+            compressed = backend.compress_rows(x)
+            got = backend.sparse_weight_gradient(compressed, dz)
+            product = backend.sparse_matmul(compressed, w)
     finally:
         numba.set_num_threads(before)
     np.testing.assert_allclose(got, x.T @ dz, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(product, x @ w, rtol=2e-5, atol=2e-5)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "rmsprop", "adam"])

@@ -621,6 +621,8 @@ class Backend(ABC):
     sparse_crossover: ClassVar[float] = 0.0
     #: and only for a first layer at least this wide (its products vectorize along units)
     sparse_min_units: ClassVar[int] = 512
+    #: ... or at most this wide (kernels of their own for narrow layers; 0: none)
+    sparse_narrow_units: ClassVar[int] = 0
 
     def compress_rows(self, x: np.ndarray) -> SparseRows:
         """Host rows (n, F) as compressed rows on the host (:func:`fastnn.sparse.compress`)."""

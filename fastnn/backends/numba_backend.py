@@ -179,6 +179,7 @@ class NumbaBackend(NumpyBackend):
     def __init__(self) -> None:
         from fastnn.kernels import (
             elementwise,
+            narrow,
             normalization,
             optimizers,
             regularization,
@@ -199,6 +200,7 @@ class NumbaBackend(NumpyBackend):
         self._normalization = normalization
         self._regularization = regularization
         self._sparse = sparse
+        self._narrow = narrow
         #: per thread (models may train side by side): the weight gradient's column sort
         self._sparse_local = threading.local()
         #: update launches by their settings (see _launch)
@@ -232,6 +234,7 @@ class NumbaBackend(NumpyBackend):
 
     # ------------------------------------------------------- compressed rows
     sparse_crossover: ClassVar[float] = 0.25  # bench/results/sparse.md: epochs cross at 0.3-0.4
+    sparse_narrow_units: ClassVar[int] = 16  # kernels/narrow.py (its LANES)
 
     def compress_rows(self, x: np.ndarray) -> SparseRows:
         rows = x.reshape(len(x), -1)
@@ -265,8 +268,27 @@ class NumbaBackend(NumpyBackend):
             return super().sparse_matmul(x, w, out=out)
         out = np.empty(shape, w.dtype) if out is None else out
         parts = self._threads()
+        if w.shape[1] <= self._narrow.LANES:  # too narrow to vectorize along the units
+            features = w.shape[0]
+            padded, rows = self._scratch(("narrow matmul", features, parts), w.dtype,
+                                         ((features,), (parts,)))  # fmt: skip
+            self._narrow.pad(w, padded)
+            self._narrow.matmul(x.indptr, x.indices, x.values, padded, out, rows, parts)
+            return out
         self._sparse.matmul(x.indptr, x.indices, x.values, w, out, parts)
         return out
+
+    def _scratch(
+        self, key: tuple[Any, ...], dtype: np.dtype, shapes: tuple[tuple[int, ...], ...]
+    ) -> tuple[np.ndarray, ...]:
+        """This thread's scratch arrays ``key`` of ``dtype``, one per shape in ``shapes``,
+        each with :data:`narrow.LANES` more entries on its last axis; made once, kept."""
+        kept: dict[Any, tuple[np.ndarray, ...]] = self._sparse_local.__dict__
+        arrays = kept.get((key, dtype))
+        if arrays is None:
+            lanes = self._narrow.LANES
+            arrays = kept[(key, dtype)] = tuple(np.empty((*s, lanes), dtype) for s in shapes)
+        return arrays
 
     def sparse_weight_gradient(self, x: SparseRows, dz: Array, out: Array | None = None) -> Array:
         shape = (x.width, dz.shape[1])
@@ -275,6 +297,11 @@ class NumbaBackend(NumpyBackend):
         out = np.empty(shape, dz.dtype) if out is None else out
         kept: dict[Any, tuple[np.ndarray, ...]] = self._sparse_local.__dict__
         threads = self._threads()
+        if shape[1] <= self._narrow.LANES:  # too narrow to vectorize along the units
+            partial, rows = self._scratch(("narrow gradient", shape[0], threads), dz.dtype,
+                                          ((threads, shape[0]), (threads,)))  # fmt: skip
+            self._narrow.weight_gradient(x.indptr, x.indices, x.values, dz, out, partial, rows)
+            return out
         if out.nbytes <= SCATTER_BYTES:  # narrow: stream the rows into one copy a thread
             copies = (threads, *shape)
             if (copies, dz.dtype) not in kept:
