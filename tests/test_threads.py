@@ -12,6 +12,7 @@ from fastnn import threads
 from fastnn.threads import (
     FIRST_INTERVAL,
     MAX_INTERVAL,
+    PROBE_SHARE,
     PROBE_STEPS,
     Tuner,
     check_threads,
@@ -107,7 +108,7 @@ def test_the_tuner_probes_both_then_keeps_the_faster() -> None:
 
 
 def test_a_confirmed_choice_is_probed_ever_less_often() -> None:
-    tuner, fake = make({2: 1.0, 1: 3.0})
+    tuner, fake = make({2: 1.0, 1: 1.01})  # a probe that costs next to nothing
     gaps = []
     for _ in range(8):
         fake.run(tuner, 2 * PROBE_STEPS)
@@ -117,6 +118,20 @@ def test_a_confirmed_choice_is_probed_ever_less_often() -> None:
     fake.cost = {2: 5.0, 1: 2.0}  # the choice changes: back to short gaps
     fake.run(tuner, 2 * PROBE_STEPS)
     assert tuner.until_probe == FIRST_INTERVAL and tuner.chosen == 1
+
+
+@pytest.mark.parametrize("slower", [1.5, 3.0, 100.0])
+def test_a_costly_probe_comes_seldom_enough_to_cost_a_small_share(slower: float) -> None:
+    """Where one thread takes ``slower`` times as long, a confirmed probe's extra time is
+    at most PROBE_SHARE of the steps until the next (within the longest interval)."""
+    tuner, fake = make({2: 1.0, 1: slower})
+    fake.run(tuner, 2 * PROBE_STEPS)  # the first probe chooses
+    fake.run(tuner, tuner.until_probe)
+    fake.run(tuner, 2 * PROBE_STEPS)  # the second confirms
+    extra = PROBE_STEPS * (slower - 1.0)
+    gap = tuner.until_probe
+    assert gap == MAX_INTERVAL or extra <= PROBE_SHARE * gap * 1.0 + 1e-9
+    assert gap >= 2 * FIRST_INTERVAL  # never sooner than the doubling rule says
 
 
 def test_the_tuner_judges_by_total_time_so_rare_stalls_count() -> None:
