@@ -7,8 +7,10 @@ a small network's work, and with a compressed batch they multiply only the nonze
 ``fit`` / ``evaluate`` / ``predict`` take ``sparse_inputs`` (or ``$FASTNN_SPARSE``):
 
 * ``"auto"`` (default): compress when the backend has sparse kernels, the first layer is
-  Dense, and the data's share of nonzeros (measured on a sample of rows) is below the
-  backend's crossover (:data:`CROSSOVER`, measured by ``python -m bench.sparse``);
+  Dense and of a width they serve well (``Backend.sparse_min_units`` or more, or
+  ``sparse_narrow_units`` or fewer), and the data's share of nonzeros (measured on a
+  sample of rows) is below the backend's crossover (``Backend.sparse_crossover``,
+  measured by ``python -m bench.sparse``);
 * ``True`` / ``"on"``: compress whenever the first layer is Dense and the backend can;
 * ``False`` / ``"off"``: never (a ``scipy.sparse`` input is then expanded to dense).
 
