@@ -26,6 +26,7 @@ import numpy as np
 from numba import prange
 
 from fastnn.kernels.jit import inline_kernel, lanes_kernel, parallel_kernel
+from fastnn.kernels.sparse import sum_parts
 
 #: lanes of a register row: one 64-byte vector of float32 (two of float64)
 LANES = 16
@@ -133,19 +134,6 @@ def _scatter(
                 _store(target, _fma(_load(target), values[k], d))
 
 
-@parallel_kernel
-def _sum_parts(partial: np.ndarray, out: np.ndarray) -> None:
-    """``out (F, H) = partial.sum(axis=0)[:, :H]``; partial (parts, F, 16)."""
-    width = out.shape[1]
-    for j in prange(out.shape[0]):
-        o = out[j]
-        o[:] = partial[0, j, :width]
-        for p in range(1, partial.shape[0]):
-            q = partial[p, j]
-            for c in range(width):
-                o[c] += q[c]
-
-
 def weight_gradient(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -158,4 +146,4 @@ def weight_gradient(
     """``out (F, H) = X^T @ dz``; X the CSR rows (B, F), dz (B, H), H <= 16; ``partial``
     (parts, F, 16) and ``rows_in`` (parts, 16) scratch, one of each a thread."""
     _scatter(indptr, indices, values, dz, partial, rows_in)
-    _sum_parts(partial, out)
+    sum_parts(partial, out)

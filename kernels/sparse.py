@@ -198,14 +198,16 @@ def _scatter_rows(
 
 
 @parallel_kernel
-def _sum_parts(partial: np.ndarray, out: np.ndarray) -> None:
-    """``out (F, H) = partial.sum(axis=0)``; partial (parts, F, H); rows over the pool."""
+def sum_parts(partial: np.ndarray, out: np.ndarray) -> None:
+    """``out (F, H) = partial.sum(axis=0)[:, :H]``; partial (parts, F, H or more: the
+    narrow kernels' rows are padded); rows over the pool."""
+    width = out.shape[1]
     for j in prange(out.shape[0]):
         o = out[j]
-        o[:] = partial[0, j]
+        o[:] = partial[0, j, :width]
         for p in range(1, partial.shape[0]):
             q = partial[p, j]
-            for c in range(o.shape[0]):
+            for c in range(width):
                 o[c] += q[c]
 
 
@@ -223,7 +225,7 @@ def weight_gradient_by_rows(
         _scatter_rows(indptr, indices, values, dz, out[np.newaxis], 1)
         return
     _scatter_rows(indptr, indices, values, dz, partial, partial.shape[0])
-    _sum_parts(partial, out)
+    sum_parts(partial, out)
 
 
 def weight_gradient(
