@@ -706,7 +706,8 @@ class Sequential:
         bar = pass_bar(verbose, math.ceil(len(data[0]) / batch_size))
         if bar is not None:
             bar.begin()
-        with backend.training_stream(), pass_threads_for(backend, data[0]) as threads:
+        steps = math.ceil(len(data[0]) / batch_size)
+        with backend.training_stream(), pass_threads_for(backend, data[0], steps) as threads:
             device = DeviceData(backend, self._workspace, prefix, *data)
             state = PassState(backend, self._workspace, prefix)
             logs = Trainer(self).evaluate(backend, device, batch_size, state, threads, bar=bar)
@@ -740,7 +741,7 @@ class Sequential:
         backend = self._on_active_backend()
         assert self._workspace is not None
         trainer = Trainer(self)
-        with backend.training_stream(), pass_threads_for(backend, x_all) as threads:
+        with backend.training_stream(), pass_threads_for(backend, x_all, 1) as threads:
             data = DeviceData(backend, self._workspace, "batch", x_all, y_all, acc_all, weights)
             step = trainer.step(backend, data, None, len(x_all), "batch", threads)
             step.refresh()
@@ -798,7 +799,7 @@ class Sequential:
         bar = pass_bar(verbose, math.ceil(len(x_all) / batch_size))
         if bar is not None:
             bar.begin()
-        with pass_threads_for(backend, x_all) as threads:
+        with pass_threads_for(backend, x_all, math.ceil(len(x_all) / batch_size)) as threads:
             for i, start in enumerate(range(0, len(x_all), batch_size)):
                 stop = min(start + batch_size, len(x_all))
                 with threads.step(timed=stop - start == batch_size):

@@ -47,6 +47,10 @@ MAX_INTERVAL = 1024
 #: one thread costs as much again) are probed less often (measured: the scratch recipe's
 #: 25 ms iterations took 28 ms under 32-step probing, 25 ms with two threads fixed)
 PROBE_SHARE = 0.02
+#: a pass of fewer timed steps runs on every core unprobed: a probe's one-thread steps
+#: cost about PROBE_STEPS steps (one core of two: twice as long), too large a share of a
+#: short pass (predict on 10,000 rows is 10 steps, three of which ran on one thread)
+MIN_TUNED_STEPS = math.ceil(PROBE_STEPS / PROBE_SHARE)
 
 _override: str | int | None = None
 
@@ -232,10 +236,13 @@ class Fixed:
 
 
 @contextmanager
-def pass_threads(cpu: bool = True, own_products: bool = False) -> Iterator[Tuner | Fixed]:
+def pass_threads(
+    cpu: bool = True, own_products: bool = False, steps: int | None = None
+) -> Iterator[Tuner | Fixed]:
     """The thread policy for one pass over data: yields an object whose ``step()`` each
     step runs inside; restores every pool's thread count afterwards. ``cpu=False`` (a GPU
-    backend) leaves the pools alone.
+    backend) leaves the pools alone. ``steps``: how many steps the pass will run, when
+    known; under ``auto``, a pass of fewer than :data:`MIN_TUNED_STEPS` keeps every core.
 
     ``own_products``: the step's big products are fastnn's kernels (compressed input
     rows), so its BLAS calls are small: BLAS then runs on one thread and the count chosen
@@ -251,9 +258,10 @@ def pass_threads(cpu: bool = True, own_products: bool = False) -> Iterator[Tuner
     try:
         if setting == "auto":
             widest = pools.widest
-            if widest > 1:
+            if widest > 1 and (steps is None or steps >= MIN_TUNED_STEPS):
                 yield Tuner((widest, 1), pools.set)
-            else:
+            else:  # every core, as a probe's first choice would be
+                pools.set(widest)
                 yield Fixed(None, None)
         else:
             assert isinstance(setting, int)

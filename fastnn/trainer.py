@@ -42,10 +42,12 @@ if TYPE_CHECKING:  # pragma: no cover
 Data = tuple[Any, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
 
 
-def pass_threads_for(backend: Backend, x: Any) -> Any:
-    """The thread policy of a pass over ``x`` on ``backend`` (see :mod:`fastnn.threads`):
-    a pass on compressed rows runs products of its own and keeps BLAS to one thread."""
-    return pass_threads(backend.synchronous, own_products=isinstance(x, SparseRows))
+def pass_threads_for(backend: Backend, x: Any, steps: int | None = None) -> Any:
+    """The thread policy of a pass over ``x`` on ``backend`` (see :mod:`fastnn.threads`)
+    of ``steps`` steps (None: not known): a pass on compressed rows runs products of its
+    own and keeps BLAS to one thread."""
+    own = isinstance(x, SparseRows)
+    return pass_threads(backend.synchronous, own_products=own, steps=steps)
 
 
 @dataclass

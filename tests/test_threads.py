@@ -12,6 +12,7 @@ from fastnn import threads
 from fastnn.threads import (
     FIRST_INTERVAL,
     MAX_INTERVAL,
+    MIN_TUNED_STEPS,
     PROBE_SHARE,
     PROBE_STEPS,
     Tuner,
@@ -170,6 +171,32 @@ def test_a_fixed_count_holds_for_the_pass_and_is_restored_after() -> None:
     with pass_threads():
         assert all(n == 1 for n in blas_threads())
     assert blas_threads() == before
+
+
+def test_a_short_pass_keeps_every_core_and_a_long_one_is_tuned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under auto, a pass known to be shorter than MIN_TUNED_STEPS is not probed (its
+    one-thread steps would be a large share of it); an unknown or long one is."""
+    monkeypatch.setattr(threads.Pools, "widest", property(lambda self: 2))
+    fastnn.set_threads("auto")
+    with pass_threads(steps=MIN_TUNED_STEPS - 1) as short:
+        assert not isinstance(short, Tuner)
+    for steps in (MIN_TUNED_STEPS, None):
+        with pass_threads(steps=steps) as long:
+            assert isinstance(long, Tuner)
+
+
+def test_predict_on_a_few_batches_runs_no_step_on_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    applied: list[int] = []
+    monkeypatch.setattr(threads.Pools, "widest", property(lambda self: 2))
+    monkeypatch.setattr(threads.Pools, "set", lambda self, n, cap=True: applied.append(n))
+    fastnn.set_threads("auto")
+    model = fastnn.Sequential([fastnn.layers.Dense(3, "softmax")], seed=0)
+    model.predict(np.ones((40, 4), np.float32), batch_size=4, verbose=0)  # 10 steps
+    assert applied and 1 not in applied
 
 
 def test_system_leaves_the_libraries_alone() -> None:
