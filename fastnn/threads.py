@@ -17,7 +17,8 @@ changes. ``FASTNN_THREADS`` (or :func:`set_threads`) overrides it:
 * ``system``: leave the libraries as they are configured (``OPENBLAS_NUM_THREADS``,
   ``NUMBA_NUM_THREADS``, threadpoolctl, ...).
 
-Thread counts are set only for the length of a pass (``fit``, ``evaluate``,
+A pass known to be shorter than :data:`MIN_TUNED_STEPS` is not probed: it keeps every
+core. Thread counts are set only for the length of a pass (``fit``, ``evaluate``,
 ``predict``) and restored after it. A library already limited to one thread (by its
 environment variable, say) is left at one.
 """
