@@ -80,8 +80,9 @@ def _straight_line_vectorizing() -> Iterator[None]:
 def lanes_kernel(function: F) -> F:
     """Like :func:`parallel_kernel`, for a kernel whose rows are tuples written lane by
     lane (``kernels/narrow.py``): compiled with the SLP vectorizer on, which packs the
-    lanes into vector instructions (measured: 3x faster than leaving them scalar). The
-    machine code is cached as any kernel's, so the setting matters at compile time only."""
+    lanes into vector instructions (measured on full-batch MNIST: forward 2.6x and weight
+    gradient 4x faster than with the lanes left scalar). The machine code is cached as
+    any kernel's, so the setting matters at compile time only."""
     dispatcher: Any = _compile(function, parallel=True, reassociate=False)
     compile_signature = dispatcher.compile
 

@@ -73,7 +73,8 @@ def take_rows(
 
     The row pointers first (serial: B additions), then the rows' entries copied over the
     thread pool: each row is a read from somewhere in the data, which two threads wait
-    for side by side (measured: 0.5-0.6x one thread's time for a 128-row MNIST batch)."""
+    for side by side (measured: an epoch of 128-row MNIST gathers took 32.9 ms against
+    49.6 ms on one thread)."""
     n = indptr.shape[0] - 1
     out_indptr[0] = 0
     for b in range(rows.shape[0]):

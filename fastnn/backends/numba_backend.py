@@ -268,10 +268,10 @@ class NumbaBackend(NumpyBackend):
             return super().sparse_matmul(x, w, out=out)
         out = np.empty(shape, w.dtype) if out is None else out
         parts = self._threads()
-        if w.shape[1] <= self._narrow.LANES:  # too narrow to vectorize along the units
-            features = w.shape[0]
-            padded, rows = self._scratch(("narrow matmul", features, parts), w.dtype,
-                                         ((features,), (parts,)))  # fmt: skip
+        lanes = self._narrow.LANES
+        if w.shape[1] <= lanes:  # too narrow to vectorize along the units
+            padded, rows = self._scratch("narrow matmul", w.dtype,
+                                         (w.shape[0], lanes), (parts, lanes))  # fmt: skip
             self._narrow.pad(w, padded)
             self._narrow.matmul(x.indptr, x.indices, x.values, padded, out, rows, parts)
             return out
@@ -279,15 +279,15 @@ class NumbaBackend(NumpyBackend):
         return out
 
     def _scratch(
-        self, key: tuple[Any, ...], dtype: np.dtype, shapes: tuple[tuple[int, ...], ...]
+        self, use: str, dtype: np.dtype, *shapes: tuple[int, ...]
     ) -> tuple[np.ndarray, ...]:
-        """This thread's scratch arrays ``key`` of ``dtype``, one per shape in ``shapes``,
-        each with :data:`narrow.LANES` more entries on its last axis; made once, kept."""
+        """This thread's scratch arrays for ``use``, of ``dtype`` and ``shapes``: made the
+        first time these are asked for, then kept for the next steps."""
         kept: dict[Any, tuple[np.ndarray, ...]] = self._sparse_local.__dict__
-        arrays = kept.get((key, dtype))
+        key = (use, dtype, shapes)
+        arrays = kept.get(key)
         if arrays is None:
-            lanes = self._narrow.LANES
-            arrays = kept[(key, dtype)] = tuple(np.empty((*s, lanes), dtype) for s in shapes)
+            arrays = kept[key] = tuple(np.empty(shape, dtype) for shape in shapes)
         return arrays
 
     def sparse_weight_gradient(self, x: SparseRows, dz: Array, out: Array | None = None) -> Array:
@@ -297,16 +297,14 @@ class NumbaBackend(NumpyBackend):
         out = np.empty(shape, dz.dtype) if out is None else out
         kept: dict[Any, tuple[np.ndarray, ...]] = self._sparse_local.__dict__
         threads = self._threads()
-        if shape[1] <= self._narrow.LANES:  # too narrow to vectorize along the units
-            partial, rows = self._scratch(("narrow gradient", shape[0], threads), dz.dtype,
-                                          ((threads, shape[0]), (threads,)))  # fmt: skip
+        lanes = self._narrow.LANES
+        if shape[1] <= lanes:  # too narrow to vectorize along the units
+            partial, rows = self._scratch("narrow gradient", dz.dtype,
+                                          (threads, shape[0], lanes), (threads, lanes))  # fmt: skip
             self._narrow.weight_gradient(x.indptr, x.indices, x.values, dz, out, partial, rows)
             return out
         if out.nbytes <= SCATTER_BYTES:  # narrow: stream the rows into one copy a thread
-            copies = (threads, *shape)
-            if (copies, dz.dtype) not in kept:
-                kept[(copies, dz.dtype)] = (np.empty(copies, dz.dtype),)
-            partial = kept[(copies, dz.dtype)][0]
+            (partial,) = self._scratch("copies", dz.dtype, (threads, *shape))
             self._sparse.weight_gradient_by_rows(x.indptr, x.indices, x.values, dz, out, partial)
             return out
         nonzeros = int(x.indptr[-1] - x.indptr[0])
