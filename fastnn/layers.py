@@ -289,6 +289,8 @@ class Dense(_ActivatedLayer):
         }
         self._x: Array = None  # input of the last training forward
         self._bias_in_loss = False  # whether the last training forward left the bias to the loss
+        #: dz (B, units) of the last backward that left the kernel's gradient to the optimizer
+        self.deferred_dz: Array = None
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(input_shape) != 1:
@@ -339,7 +341,14 @@ class Dense(_ActivatedLayer):
             self._bias_in_loss = skip_bias
         return y
 
-    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+    def backward(
+        self, dy: Array, need_input_grad: bool = True, kernel_grad: bool = True
+    ) -> Array | None:
+        """The gradients of the bias and kernel, and the input's (unless not needed).
+
+        ``kernel_grad=False``: a first layer on compressed rows whose optimizer step makes
+        the kernel's gradient itself (``Optimizer.fuses_sparse``): dz (B, units) is kept
+        as :attr:`deferred_dz` for it instead."""
         ops = self.ops
         if self.trainable and self.use_bias and not self._bias_in_loss:  # dz, its column sums
             bias_grad = self.grads["bias"]  # (units,)
@@ -348,6 +357,8 @@ class Dense(_ActivatedLayer):
             dz = ops.activation_backward(dy, self._y, self._applied, out=dy)  # (B, units)
         if not self.trainable:  # frozen: only the input's gradient, for the layers before
             pass
+        elif not kernel_grad:
+            self.deferred_dz = dz
         elif isinstance(self._x, SparseRows):  # zero rows for the columns with no nonzero
             ops.sparse_weight_gradient(self._x, dz, out=self.grads["kernel"])  # (in, units)
         else:

@@ -581,11 +581,14 @@ class Sequential:
         yb: Array,
         totals: Array | None = None,
         head: dict[str, Any] | None = None,
+        defer_kernel: bool = False,
     ) -> tuple[Scalar, Array]:
         """Forward, loss and backward for one batch; fills every layer's ``grads``.
 
-        ``totals`` and ``head`` (:meth:`Head.arguments`) go to the fused loss. Returns
-        (mean loss, model outputs as the loss saw them (B, K)).
+        ``totals`` and ``head`` (:meth:`Head.arguments`) go to the fused loss;
+        ``defer_kernel``: the first layer (Dense) leaves its kernel's gradient to the
+        optimizer (``Dense.backward``'s ``kernel_grad``). Returns (mean loss, model
+        outputs as the loss saw them (B, K)).
         """
         assert self._workspace is not None and self.loss is not None
         head = head or {}
@@ -598,7 +601,12 @@ class Sequential:
             len(self.layers),
         )
         for i in range(len(self.layers) - 1, first_trainable - 1, -1):
-            grad = self.layers[i].backward(grad, need_input_grad=i > first_trainable)
+            layer = self.layers[i]
+            if i == 0 and defer_kernel:
+                assert isinstance(layer, Dense)
+                layer.backward(grad, need_input_grad=False, kernel_grad=False)
+            else:
+                grad = layer.backward(grad, need_input_grad=i > first_trainable)
         penalty = self._penalty(with_grad=True)
         if penalty is None:
             return loss, outputs

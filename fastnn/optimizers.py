@@ -8,12 +8,13 @@ of steps taken, and updates every parameter in place with one backend call per s
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from fastnn.backends import Array, Backend
 from fastnn.backends.base import UPDATE_RULES, Adjustment
+from fastnn.sparse import SparseRows
 from fastnn.validation import check_finite, shown
 
 
@@ -62,6 +63,24 @@ def _check_clipping(values: dict[str, Any]) -> tuple[str, float] | None:
     return None
 
 
+class SparseGradient(NamedTuple):
+    """A weight gradient left for the update to make: ``x.T @ dz`` for the parameter at
+    ``place``; x (B, F) compressed rows, dz (B, H) (``Backend.sparse_update``)."""
+
+    place: int
+    x: SparseRows
+    dz: Array
+
+
+class LazyRows(NamedTuple):
+    """Rows of the velocity of the parameter at ``place`` that fused sparse steps left
+    behind: ``stamps`` (F,) the step each row is current at, decaying by ``rho`` a step."""
+
+    place: int
+    stamps: Array
+    rho: float
+
+
 class Optimizer:
     """Base class: subclasses name their update rule and its hyperparameters.
 
@@ -93,6 +112,8 @@ class Optimizer:
         self._state: Array = None
         self._backend: Backend | None = None
         self._iterations = 0  # the count while there is no state on a backend
+        #: velocity rows that fused sparse steps left to decay later (None: all current)
+        self._lazy: LazyRows | None = None
 
     @property
     def adjustment(self) -> Adjustment | None:
@@ -137,12 +158,27 @@ class Optimizer:
 
     @iterations.setter
     def iterations(self, value: int) -> None:
+        self.settle()
         self._iterations = int(value)
         if self._backend is not None:
             self._backend.copy_from_host(self._state, np.array([value, 0], dtype=np.uint64))
 
-    def apply(self, backend: Backend, params: list[Array], grads: list[Array]) -> None:
-        """One step: update every parameter in place from its gradient."""
+    @property
+    def fuses_sparse(self) -> bool:
+        """Whether a step can make a first layer's weight gradient from compressed rows
+        itself, touching only the rows with nonzeros (``Backend.sparse_update``): a rule
+        under which a zero gradient row keeps its weights, without clipping or decay."""
+        return False
+
+    def apply(
+        self,
+        backend: Backend,
+        params: list[Array],
+        grads: list[Array],
+        sparse: SparseGradient | None = None,
+    ) -> None:
+        """One step: update every parameter in place from its gradient; ``sparse``: the
+        gradient of one of them is left for the update to make (see :attr:`fuses_sparse`)."""
         if self._slots is None:
             self._slots = [
                 {name: backend.zeros(p.shape, p.dtype) for name in self.slot_names} for p in params
@@ -155,8 +191,39 @@ class Optimizer:
             )
         if self._backend is not backend:
             self._attach(backend)
-        backend.apply_updates(self.update_rule, params, grads, self._slots,
-                              self.hyperparameters(), self._state, self.adjustment)  # fmt: skip
+        rule, slots, hyper = self.update_rule, self._slots, self.hyperparameters()
+        if sparse is None:
+            self.settle()  # a dense step reads every row's state
+            backend.apply_updates(rule, params, grads, slots, hyper, self._state, self.adjustment)
+            return
+        i = sparse.place
+        rest = [j for j in range(len(params)) if j != i]
+        backend.apply_updates(rule, [params[j] for j in rest], [grads[j] for j in rest],
+                              [slots[j] for j in rest], hyper, self._state)  # fmt: skip
+        step = self.iterations  # this step's number: apply_updates counted it
+        stamps = self._stamps(backend, i, params[i], step) if "velocity" in slots[i] else None
+        backend.sparse_update(rule, sparse.x, sparse.dz, params[i], slots[i], hyper, stamps, step)
+
+    def _stamps(self, backend: Backend, index: int, param: Array, step: int) -> Array:
+        """The stamps of parameter ``index``'s velocity rows for step ``step``: kept from
+        the steps before, or, after a dense step or a change of rho, every row current."""
+        rho = float(self.hyperparameters()["rho"])
+        lazy = self._lazy
+        if lazy is None or lazy.place != index or lazy.rho != rho:
+            self.settle(through=step - 1)  # the steps before this one, under their rho
+            stamps = backend.asarray(np.full(param.shape[0], step - 1, np.int64))
+            lazy = self._lazy = LazyRows(index, stamps, rho)
+        return lazy.stamps
+
+    def settle(self, through: int | None = None) -> None:
+        """Bring the velocity rows that fused sparse steps left behind up to step
+        ``through`` (default: the steps taken), before anything reads or replaces the
+        state."""
+        lazy, self._lazy = self._lazy, None
+        if lazy is not None and self._backend is not None and self._slots is not None:
+            step = self.iterations if through is None else through
+            velocity = self._slots[lazy.place]["velocity"]
+            self._backend.settle_rows(velocity, lazy.stamps, step, lazy.rho)
 
     def _attach(self, backend: Backend) -> None:
         """Keep the step count on ``backend`` from now on."""
@@ -166,6 +233,7 @@ class Optimizer:
 
     def slot_arrays(self) -> list[Array]:
         """Every state array, parameter by parameter, and the step count's."""
+        self.settle()
         slots = [a for s in self._slots or [] for a in s.values()]
         return [*slots, self._state]
 
@@ -179,6 +247,7 @@ class Optimizer:
         """Slot arrays on the host, in :meth:`state_order`."""
         if self._slots is None:
             return []
+        self.settle()
         slots = self._slots
         return [backend.to_numpy(slots[i][name]) for i, name in self.state_order(len(slots))]
 
@@ -192,6 +261,7 @@ class Optimizer:
                 f"{type(self).__name__} state has {len(arrays)} arrays; expected "
                 f"{len(self.slot_names)} per parameter x {len(params)} parameters"
             )
+        self._lazy = None  # the state is replaced whole
         slots: list[dict[str, Array]] = [{} for _ in params]
         for (i, name), array in zip(order, arrays, strict=True):
             param = params[i]
@@ -203,6 +273,7 @@ class Optimizer:
 
     def move_to(self, old: Backend, new: Backend) -> None:
         """Move the slots and the step count to another backend (through the host)."""
+        self.settle()
         if self._slots is not None:
             self._slots = [
                 {name: new.asarray(old.to_numpy(a)) for name, a in slots.items()}
@@ -239,6 +310,11 @@ class SGD(Optimizer):
             return super().hyperparameters()
         return {**super().hyperparameters(), "momentum": self.momentum, "nesterov": self.nesterov}
 
+    @property
+    def fuses_sparse(self) -> bool:
+        # without momentum, a zero gradient row keeps its weights: nothing to do for it
+        return self.momentum == 0 and self.adjustment is None
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
@@ -274,6 +350,14 @@ class RMSprop(Optimizer):
         # Keras's order: velocities, then momentums, then average gradients
         return (("velocity",), *([("momentum_buffer",)] if self.momentum > 0 else []),
                 *([("average_gradient",)] if self.centered else []))  # fmt: skip
+
+    @property
+    def fuses_sparse(self) -> bool:
+        # a zero gradient row keeps its weights (but for momentum's buffer) and its
+        # velocity only decays, which can wait; epsilon 0 would make those weights NaN
+        # where the velocity is 0, as the dense step does
+        plain = self.momentum == 0 and not self.centered and self.epsilon > 0
+        return plain and self.adjustment is None
 
     def hyperparameters(self) -> dict[str, Any]:
         extra = {"momentum": self.momentum} if self.momentum > 0 else {}

@@ -35,12 +35,12 @@ from fastnn.backends.base import (
     Count,
 )
 from fastnn.layers import Activation, Dense, Flatten, Layer, Workspace
+from fastnn.optimizers import Optimizer, SparseGradient
 from fastnn.sparse import SparseRows
 from fastnn.threads import Fixed, Tuner
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastnn.models import Sequential
-    from fastnn.optimizers import Optimizer
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -241,6 +241,9 @@ class Step:
     outputs: tuple[Array, Array | None] | None = None
     #: the arrays a replay uses, as a key: set by :meth:`refresh`
     arrays: tuple[Identity, ...] | None = None
+    #: the place in ``params`` of the first layer's kernel when the update makes its
+    #: gradient (:func:`fused_kernel`); set by :meth:`refresh`
+    fused: int | None = None
 
     def refresh(self) -> None:
         """Take the model's weights as they are now (hooks may have replaced them since the
@@ -248,6 +251,7 @@ class Step:
         model = self.model
         self.params, self.grads = model._trained()
         self.arrays = None
+        self.fused = fused_kernel(model, self.optimizer, self.backend, self.params, self.data)
 
     def key(self, rows: int) -> Hashable | None:
         """What a replay of a step of ``rows`` rows depends on; None if it cannot replay.
@@ -279,13 +283,43 @@ class Step:
         )  # fmt: skip
         xb, yb, metric_yb, weights = self.data.split(batch)
         head = self.head.arguments(metric_yb, training=True, weights=weights)
-        loss, outputs = model._forward_backward(backend, xb, yb, self.state.totals, head)
+        fused = self.fused
+        loss, outputs = model._forward_backward(
+            backend, xb, yb, self.state.totals, head, defer_kernel=fused is not None
+        )
         if backend.synchronous:  # the check costs nothing here: before the update
             value = float(loss)
             if not math.isfinite(value):
                 raise diverged(value, model._epoch, model._step, after_epoch=False)
-        self.optimizer.apply(backend, self.params, self.grads)
+        sparse = None
+        if fused is not None:
+            first = model.layers[0]
+            assert isinstance(first, Dense) and isinstance(xb, SparseRows)
+            sparse = SparseGradient(fused, xb, first.deferred_dz)
+        self.optimizer.apply(backend, self.params, self.grads, sparse)
         self.outputs = (outputs, metric_yb)
+
+
+def fused_kernel(
+    model: Sequential, optimizer: Optimizer, backend: Backend, params: list[Array], data: DeviceData
+) -> int | None:
+    """The place in ``params`` of the first layer's kernel when each step's update makes
+    that kernel's gradient itself (``Backend.sparse_update``: only the rows with
+    nonzeros): the data is compressed rows, the first layer a trained Dense with no kernel
+    penalty, and the optimizer's rule and the backend allow it. Else None."""
+    first = model.layers[0] if model.layers else None
+    if (
+        not isinstance(data.sources[0], SparseRows)
+        or not isinstance(first, Dense)
+        or not first.trainable
+        or first.regularizers["kernel"] is not None
+        or not optimizer.fuses_sparse
+    ):
+        return None
+    kernel = first.params["kernel"]
+    if not backend.fuses_sparse_update(optimizer.update_rule, kernel, optimizer.slot_names):
+        return None
+    return next((i for i, param in enumerate(params) if param is kernel), None)
 
 
 def finish_pass(totals: np.ndarray, samples: int, epoch: int, check: bool) -> float:

@@ -9,7 +9,7 @@ rows shares the whole ``indices`` and ``values`` (see ``fastnn/sparse.py``).
 Both products stream the nonzeros against rows of the dense operand:
 
 * ``matmul``: ``out (B, H) = X (B, F) @ W (F, H)``: each row of ``out`` is the sum of the
-  rows of W its nonzeros pick, scaled by them, eight at a time (``_combine_rows``), so
+  rows of W its nonzeros pick, scaled by them, eight at a time (``combine_rows``), so
   each load and store of the output row carries eight products. W's rows come from L3
   (W is 1.6 MB for 784 x 512): blocking its columns so a block stays in L2 did not help
   (measured: 22.0 ms against 19.6 ms for 10,000 MNIST rows with 128-column blocks).
@@ -97,7 +97,7 @@ def take_rows(
 
 
 @kernel
-def _combine_rows(
+def combine_rows(
     out: np.ndarray, src: np.ndarray, picks: np.ndarray, scales: np.ndarray, start: int, stop: int
 ) -> None:
     """``out (H,) = sum of scales[k] * src[picks[k]]`` for k in [start, stop); src (N, H).
@@ -142,11 +142,11 @@ def matmul(
     rows = out.shape[0]
     for part in prange(parts):
         for r in range(part * rows // parts, (part + 1) * rows // parts):
-            _combine_rows(out[r], w, indices, values, indptr[r], indptr[r + 1])
+            combine_rows(out[r], w, indices, values, indptr[r], indptr[r + 1])
 
 
 @kernel
-def _by_column(
+def by_column(
     indptr: np.ndarray,
     indices: np.ndarray,
     values: np.ndarray,
@@ -241,6 +241,6 @@ def weight_gradient(
     """``out (F, H) = X^T @ dz``; X the CSR rows (B, F), dz (B, H). ``scratch``: starts
     (F + 1,) int64, and rows (int64) and values (X's dtype) for at least X's nonzeros."""
     starts, rows_of, values_of = scratch
-    _by_column(indptr, indices, values, starts, rows_of, values_of)
+    by_column(indptr, indices, values, starts, rows_of, values_of)
     # sorted by column, the batch is X^T in compressed rows: X^T @ dz is the forward product
     matmul(starts, rows_of, values_of, dz, out, parts)

@@ -640,6 +640,35 @@ class Backend(ABC):
         """``x.T (F, B) @ dz (B, H)`` -> (F, H), x compressed rows."""
         raise NotImplementedError(f"the {self.name} backend has no compressed rows")
 
+    def fuses_sparse_update(self, rule: str, kernel: Array, slot_names: tuple[str, ...]) -> bool:
+        """Whether :meth:`sparse_update` runs ``rule`` (a plain one: no clipping, no
+        decay) on a first layer's ``kernel`` (F, H) with the state ``slot_names``: the weight
+        gradient of compressed rows fused with the update, skipping zero gradient rows."""
+        return False
+
+    def sparse_update(
+        self,
+        rule: str,
+        x: SparseRows,
+        dz: Array,
+        param: Array,
+        slots: Mapping[str, Array],
+        hyper: dict[str, Any],
+        stamps: Array | None,
+        step: int,
+    ) -> None:
+        """Step ``step`` of ``rule`` on ``param`` (F, H) with the gradient ``x.T @ dz``
+        (x (B, F) compressed rows, dz (B, H)), touching only the rows the gradient has
+        nonzeros in. RMSprop's velocity of the other rows decays lazily: ``stamps`` (F,)
+        int64 holds the step each row is current at (None for SGD, which has no state);
+        :meth:`settle_rows` catches up."""
+        raise NotImplementedError(f"the {self.name} backend has no fused sparse updates")
+
+    def settle_rows(self, velocity: Array, stamps: Array, step: int, rho: float) -> None:
+        """Bring every row of ``velocity`` (F, H) left behind by :meth:`sparse_update` to
+        step ``step``: row j is multiplied by ``rho ** (step - stamps[j])``."""
+        raise NotImplementedError(f"the {self.name} backend has no fused sparse updates")
+
     def apply_updates(
         self,
         rule: str,

@@ -119,6 +119,9 @@ SCATTER_BYTES = 256 * 1024
 _TINY = {np.dtype(t): t(np.finfo(t).tiny) for t in (np.float32, np.float64)}
 
 
+#: the stamps an SGD step, which has no velocity, passes to the fused sparse update
+_NO_STAMPS = np.empty(0, np.int64)
+
 _EMPTY = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
 
 
@@ -186,6 +189,7 @@ class NumbaBackend(NumpyBackend):
             rows,
             softmax,
             sparse,
+            sparse_updates,
             threads,
         )
         from fastnn.kernels import matmul as matmul_kernels
@@ -200,6 +204,7 @@ class NumbaBackend(NumpyBackend):
         self._normalization = normalization
         self._regularization = regularization
         self._sparse = sparse
+        self._sparse_updates = sparse_updates
         self._narrow = narrow
         #: per thread (models may train side by side): the weight gradient's column sort
         self._sparse_local = threading.local()
@@ -295,7 +300,6 @@ class NumbaBackend(NumpyBackend):
         if dz.dtype != x.dtype or not dz.flags.c_contiguous or not _writable(out, shape, dz.dtype):
             return super().sparse_weight_gradient(x, dz, out=out)
         out = np.empty(shape, dz.dtype) if out is None else out
-        kept: dict[Any, tuple[np.ndarray, ...]] = self._sparse_local.__dict__
         threads = self._threads()
         lanes = self._narrow.LANES
         if shape[1] <= lanes:  # too narrow to vectorize along the units
@@ -307,21 +311,71 @@ class NumbaBackend(NumpyBackend):
             (partial,) = self._scratch("copies", dz.dtype, (threads, *shape))
             self._sparse.weight_gradient_by_rows(x.indptr, x.indices, x.values, dz, out, partial)
             return out
+        # columns differ in their nonzeros: four chunks a thread even out the work
+        self._sparse.weight_gradient(
+            x.indptr, x.indices, x.values, dz, out, self._column_scratch(x), 4 * threads
+        )
+        return out
+
+    def _column_scratch(self, x: SparseRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This thread's arrays for ``x`` sorted by column (``kernels/sparse.by_column``):
+        starts (F + 1,), and rows and values with room for the most nonzeros a batch
+        has had, kept for the next steps."""
+        kept: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = self._sparse_local.__dict__
         nonzeros = int(x.indptr[-1] - x.indptr[0])
         scratch = kept.get((x.width, x.dtype))
         if scratch is None or len(scratch[1]) < nonzeros:
-            # room for the most nonzeros a batch has had, kept for the next steps
             size = max(nonzeros, 1 if scratch is None else 2 * len(scratch[1]))
             scratch = (
                 np.empty(x.width + 1, np.int64), np.empty(size, np.int64), np.empty(size, x.dtype)
             )  # fmt: skip
             kept[(x.width, x.dtype)] = scratch
-        starts, rows_of, values_of = scratch
-        # columns differ in their nonzeros: four chunks a thread even out the work
-        self._sparse.weight_gradient(
-            x.indptr, x.indices, x.values, dz, out, (starts, rows_of, values_of), 4 * threads
+        return scratch
+
+    def fuses_sparse_update(self, rule: str, kernel: Array, slot_names: tuple[str, ...]) -> bool:
+        # the by-column path only: narrow layers and small gradients are made other ways
+        return (
+            (rule, slot_names) in (("sgd", ()), ("rmsprop", ("velocity",)))
+            and kernel.ndim == 2
+            and kernel.flags.c_contiguous
+            and kernel.shape[1] > self._narrow.LANES
+            and kernel.nbytes > SCATTER_BYTES
         )
-        return out
+
+    def sparse_update(
+        self,
+        rule: str,
+        x: SparseRows,
+        dz: Array,
+        param: Array,
+        slots: Mapping[str, Array],
+        hyper: dict[str, Any],
+        stamps: Array | None,
+        step: int,
+    ) -> None:
+        dtype = param.dtype
+        cast, tiny = dtype.type, _tiny(dtype)
+        dz = np.ascontiguousarray(dz, dtype)
+        starts, rows_of, values_of = self._column_scratch(x)
+        self._sparse.by_column(x.indptr, x.indices, x.values, starts, rows_of, values_of)
+        parts = 4 * self._threads()  # columns differ in their nonzeros: chunks even them out
+        (grad_rows,) = self._scratch("gradient rows", dtype, (parts, param.shape[1]))
+        lr = cast(hyper["learning_rate"])
+        if rule == "sgd":
+            velocity, rho = np.empty((0, param.shape[1]), dtype), 0.0
+            stamps = _NO_STAMPS
+        else:
+            velocity, rho = slots["velocity"], hyper["rho"]
+        # 1 - rho rounded once from the float, as the dense update's kernel has it
+        epsilon = hyper.get("epsilon", 0.0)
+        self._sparse_updates.update_rows(
+            starts, rows_of, values_of, dz, param, velocity, stamps, step,
+            lr, cast(rho), cast(1.0 - rho), cast(epsilon), tiny, grad_rows,
+        )  # fmt: skip
+
+    def settle_rows(self, velocity: Array, stamps: Array, step: int, rho: float) -> None:
+        dtype = velocity.dtype
+        self._sparse_updates.settle(velocity, stamps, step, dtype.type(rho), _tiny(dtype))
 
     @staticmethod
     def _threads() -> int:
