@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastnn import __version__, recipes
+from fastnn import __version__, distributed, recipes
 from fastnn.backends import (
     BACKEND_NAMES,
     EMULATED_BACKENDS,
@@ -206,9 +206,17 @@ def _train(args: argparse.Namespace) -> int:
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         parser.error(f"--plot needs matplotlib: {install_hint('plot', 'matplotlib')}")
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    print(f"recipe {recipe.name}: {recipe.description}")
-    print(f"backend {backend} ({dtype}), seed {seed}" + ("" if args.seed is not None else
-          f" (--seed {seed} repeats this run)"))  # fmt: skip
+    # started by mpiexec with several ranks: they train the recipe together, on rank 0's
+    # seed, and only rank 0 speaks
+    ranks = distributed.launched_size()
+    rank = distributed.launched_rank() if ranks > 1 else 0
+    if ranks > 1:
+        seed = distributed.rank_zero_value(seed)
+    say = print if rank == 0 else _silent
+    say(f"recipe {recipe.name}: {recipe.description}")
+    repeat = "" if args.seed is not None else f" (--seed {seed} repeats this run)"
+    together = f", {ranks} ranks (MPI)" if ranks > 1 else ""
+    say(f"backend {backend} ({dtype}), seed {seed}{repeat}{together}")
     result = recipes.run(
         args.recipe,
         backend=backend,
@@ -217,19 +225,25 @@ def _train(args: argparse.Namespace) -> int:
         data_dir=args.data,
         seed=seed,
         dtype=dtype,
+        print_fn=say,
+        distributed=ranks > 1,
     )
     # the passes themselves, and apart the setting up before them (the data moved to the
     # backend, compressed where sparse, the kernels loaded)
     passes = sum(result.epoch_seconds)
-    print(
+    say(
         f"test accuracy: {result.test_accuracy:.4f} - test loss: {result.test_loss:.4f} - "
         f"training time: {result.train_seconds:.2f}s ({passes / result.epochs:.3f}s/"
         f"{recipe.unit.lower()}, {result.train_seconds - passes:.2f}s setting up)"
     )
-    if args.plot:
+    if args.plot and rank == 0:
         for path in _train_plots(result, Path(args.plot)):
             print(f"wrote {path}")
     return 0
+
+
+def _silent(*args: object) -> None:
+    """The print of a rank other than 0 in a distributed run."""
 
 
 def _train_plots(result: recipes.RecipeResult, out: Path) -> list[Path]:
@@ -302,6 +316,7 @@ def _backends() -> int:
             print("checks, not for speed: the cupy backend's code and CUDA kernels on the CPU")
         status = "available" if info.available else f"unavailable: {info.reason}"
         print(f"{info.name:<{width}} {status}")
+    print(distributed.describe())
     return 0
 
 
@@ -318,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetUnavailableError as error:  # worded for the command: --data DIR
         print(f"fastnn: error: {error.explain('--data DIR')}", file=sys.stderr)
         return 1
-    except (ValueError, BackendUnavailableError, OSError) as error:
+    except (ValueError, BackendUnavailableError, OSError, ImportError,
+            distributed.DistributedError) as error:  # fmt: skip
         print(f"fastnn: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:  # TrainingInterrupted says where training stopped

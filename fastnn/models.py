@@ -58,6 +58,7 @@ from fastnn.validation import (
     as_labels,
     as_sample_weights,
     as_targets,
+    check_flag,
     check_fraction,
     check_int,
     shown,
@@ -477,6 +478,7 @@ class Sequential:
         validation_freq: int = 1,
         sample_weight: Any = None,
         class_weight: dict[int, float] | None = None,
+        distributed: bool = False,
     ) -> History:
         """Train the model on (x, y); return the :class:`~fastnn.callbacks.History`.
 
@@ -520,6 +522,12 @@ class Sequential:
         class_weight : dict, optional
             ``{class: weight}``, each sample weighted by its class's (not with
             ``sample_weight``).
+        distributed : bool
+            Train data-parallel over the MPI ranks this process was started among
+            (``mpiexec -n N python script.py``; ``fastnn.distributed``): each rank
+            computes the gradients of its share of every batch of ``batch_size`` rows,
+            and all apply their sum. Every rank passes the same data; only rank 0
+            prints and writes files.
 
         Returns
         -------
@@ -543,6 +551,7 @@ class Sequential:
             seed=check_seed(seed),
             callbacks=_callbacks(callbacks),
             validation_freq=check_int("validation_freq", validation_freq, 1),
+            distributed=check_flag("distributed", distributed),
         )
         validation_split = check_fraction("validation_split", validation_split)
         resolve_threads()  # a bad $FASTNN_THREADS is refused before any work
@@ -582,12 +591,14 @@ class Sequential:
         totals: Array | None = None,
         head: dict[str, Any] | None = None,
         defer_kernel: bool = False,
+        done: Callable[[Sequence[Array]], None] | None = None,
     ) -> tuple[Scalar, Array]:
         """Forward, loss and backward for one batch; fills every layer's ``grads``.
 
         ``totals`` and ``head`` (:meth:`Head.arguments`) go to the fused loss;
         ``defer_kernel``: the first layer (Dense) leaves its kernel's gradient to the
-        optimizer (``Dense.backward``'s ``kernel_grad``). Returns (mean loss, model
+        optimizer (``Dense.backward``'s ``kernel_grad``); ``done`` is given each layer's
+        gradients as soon as its backward has made them. Returns (mean loss, model
         outputs as the loss saw them (B, K)).
         """
         assert self._workspace is not None and self.loss is not None
@@ -607,6 +618,8 @@ class Sequential:
                 layer.backward(grad, need_input_grad=False, kernel_grad=False)
             else:
                 grad = layer.backward(grad, need_input_grad=i > first_trainable)
+            if done is not None:
+                done(list(layer.grads.values()))
         penalty = self._penalty(with_grad=True)
         if penalty is None:
             return loss, outputs

@@ -15,7 +15,7 @@ import numpy as np
 from fastnn.backends import Array, Backend
 from fastnn.backends.base import UPDATE_RULES, Adjustment
 from fastnn.sparse import SparseRows
-from fastnn.validation import check_finite, shown
+from fastnn.validation import check_finite, check_flag, shown
 
 
 def _check_range(name: str, value: object, low: float, high: float, high_open: bool) -> float:
@@ -35,13 +35,6 @@ def _check_learning_rate(value: object) -> float:
     if rate <= 0.0:
         raise ValueError(f"learning_rate must be > 0; received learning_rate={shown(value)}")
     return rate
-
-
-def _check_flag(name: str, value: object) -> bool:
-    """``value`` as a bool, refusing anything but True and False (and NumPy's bools)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; received {name}={shown(value)}")
-    return bool(value)
 
 
 #: Keras's gradient clipping options, at most one of them set
@@ -299,7 +292,7 @@ class SGD(Optimizer):
         momentum = _check_range("momentum", momentum, 0.0, 1.0, False)
         super().__init__(learning_rate, **clipping)
         self.momentum = momentum
-        self.nesterov = _check_flag("nesterov", nesterov)
+        self.nesterov = check_flag("nesterov", nesterov)
 
     @property
     def update_rule(self) -> str:
@@ -341,7 +334,7 @@ class RMSprop(Optimizer):
         self.rho = _check_range("rho", rho, 0.0, 1.0, True)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0, False)
         self.epsilon = _check_range("epsilon", epsilon, 0.0, math.inf, True)
-        self.centered = _check_flag("centered", centered)
+        self.centered = check_flag("centered", centered)
 
     update_rule = "rmsprop"
 
@@ -389,7 +382,7 @@ class Adam(Optimizer):
         self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, True)
         self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, True)
         self.epsilon = _check_range("epsilon", epsilon, 0.0, math.inf, True)
-        self.amsgrad = _check_flag("amsgrad", amsgrad)
+        self.amsgrad = check_flag("amsgrad", amsgrad)
 
     update_rule = "adam"
 

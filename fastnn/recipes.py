@@ -211,10 +211,13 @@ def run(
     dtype: str | None = None,
     verbose: int = 1,
     print_fn: Callable[[str], Any] = print,
+    distributed: bool = False,
 ) -> RecipeResult:
     """Train recipe ``name`` on MNIST and evaluate it on the test set.
 
-    ``epochs`` and ``batch_size`` override the recipe's own.
+    ``epochs`` and ``batch_size`` override the recipe's own; ``distributed``: train over
+    the MPI ranks this process runs among (``fit(distributed=True)``; every rank must
+    pass the same ``seed``).
     """
     recipe = get(name)
     # Checked before MNIST is read, so that a wrong one fails at once.
@@ -247,6 +250,7 @@ def run(
             verbose=0,
             seed=seed,
             callbacks=hooks,
+            distributed=distributed,
             **fit_options,
         )
         train_seconds = time.perf_counter() - started

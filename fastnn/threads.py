@@ -238,7 +238,7 @@ class Fixed:
 
 @contextmanager
 def pass_threads(
-    cpu: bool = True, own_products: bool = False, steps: int | None = None
+    cpu: bool = True, own_products: bool = False, steps: int | None = None, ranks_here: int = 1
 ) -> Iterator[Tuner | Fixed]:
     """The thread policy for one pass over data: yields an object whose ``step()`` each
     step runs inside; restores every pool's thread count afterwards. ``cpu=False`` (a GPU
@@ -250,6 +250,10 @@ def pass_threads(
     applies to numba's pool alone. Two BLAS threads spinning after each small product
     took the second core from numba's kernels: a step's sparse products took 1.7 ms
     instead of 0.9 ms beside them (measured on the 2-core machine).
+
+    ``ranks_here``: processes of a distributed fit on this machine (``fastnn.distributed``);
+    under ``auto`` they share its cores evenly, unprobed (a probe's one-thread steps
+    would make every other rank wait for them).
     """
     setting = resolve_threads()
     if not cpu or setting == "system":
@@ -257,7 +261,10 @@ def pass_threads(
         return
     pools = Pools(blas_single=own_products)
     try:
-        if setting == "auto":
+        if setting == "auto" and ranks_here > 1:
+            pools.set(max(1, pools.widest // ranks_here))
+            yield Fixed(None, None)
+        elif setting == "auto":
             widest = pools.widest
             if widest > 1 and (steps is None or steps >= MIN_TUNED_STEPS):
                 yield Tuner((widest, 1), pools.set)

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastnn import metrics as metrics_module
+from fastnn import optimizers
 from fastnn.backends import Array, Backend
 from fastnn.backends.base import CORRECT, FIRST_BAD_LOSS, FIRST_BAD_STEP, LAST_LOSS, LOSS_SUM
 from fastnn.callbacks import Callback, History, ProgressLogger, TerminateOnNaN
 from fastnn.config import make_rng
+from fastnn.distributed import Group
 from fastnn.interrupts import DeferredInterrupt, TrainingInterrupted
 from fastnn.progress import ProgressBar
 from fastnn.sparse import SparseRows
@@ -42,12 +44,15 @@ if TYPE_CHECKING:  # pragma: no cover
 Data = tuple[Any, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
 
 
-def pass_threads_for(backend: Backend, x: Any, steps: int | None = None) -> Any:
+def pass_threads_for(
+    backend: Backend, x: Any, steps: int | None = None, ranks_here: int = 1
+) -> Any:
     """The thread policy of a pass over ``x`` on ``backend`` (see :mod:`fastnn.threads`)
     of ``steps`` steps (None: not known): a pass on compressed rows runs products of its
-    own and keeps BLAS to one thread."""
+    own and keeps BLAS to one thread. ``ranks_here``: the distributed ranks on this
+    machine, which share its cores."""
     own = isinstance(x, SparseRows)
-    return pass_threads(backend.synchronous, own_products=own, steps=steps)
+    return pass_threads(backend.synchronous, own_products=own, steps=steps, ranks_here=ranks_here)
 
 
 @dataclass
@@ -62,6 +67,7 @@ class FitPlan:
     seed: int | None
     callbacks: list[Callback]
     validation_freq: int = 1
+    distributed: bool = False
 
 
 class Trainer:
@@ -73,6 +79,14 @@ class Trainer:
     # ----------------------------------------------------------------- fit
     def fit(self, train: Data, val: Data | None, plan: FitPlan) -> History:
         """Train on ``train``, validating on ``val`` after the epochs ``plan`` says."""
+        group = Group() if plan.distributed else None
+        try:
+            return self._fit(train, val, plan, group)
+        finally:
+            if group is not None:
+                group.close()
+
+    def _fit(self, train: Data, val: Data | None, plan: FitPlan, group: Group | None) -> History:
         model = self.model
         backend = model._on_active_backend()
         assert model._workspace is not None and model.optimizer is not None
@@ -81,6 +95,9 @@ class Trainer:
         model.history = history
         x_all = train[0]
         steps = math.ceil(len(x_all) / plan.batch_size)
+        if group is not None and group.rank > 0:  # rank 0 alone prints and writes files
+            plan.verbose = 0
+            plan.callbacks = [hook for hook in plan.callbacks if not hook.rank_zero_only]
         loggers: list[Callback] = (
             [ProgressBar(steps)]
             if plan.verbose == 1
@@ -96,28 +113,65 @@ class Trainer:
         for hook in hooks:
             hook.set_model(model)
             hook.set_params(params)
-        rng = make_rng(plan.seed)
         model.stop_training = False
         for hook in hooks:
             hook.on_train_begin()
         # BackupAndRestore may have restored a later epoch than the plan's
         plan.initial_epoch, model._resume_epoch = max(plan.initial_epoch, model._resume_epoch), 0
+        if group is not None:
+            self._join(group, plan, train, val)
+        rng = make_rng(plan.seed)
+        ranks_here = 1 if group is None else group.local_size
         try:
             with (
                 DeferredInterrupt() as interrupt,
                 backend.training_stream(),
-                pass_threads_for(backend, x_all) as threads,
+                pass_threads_for(backend, x_all, ranks_here=ranks_here) as threads,
             ):
                 data = DeviceData(backend, workspace, "train", *train)
                 val_data = None if val is None else DeviceData(backend, workspace, "val", *val)
                 order = workspace.only("order", (data.n,), np.int64) if plan.shuffle else None
                 step = self.step(backend, data, order, plan.batch_size, "train", threads)
+                step.group = group
                 val_state = None if val_data is None else PassState(backend, workspace, "val")
                 self._epochs(step, val_data, val_state, plan, rng, hooks, interrupt)
         finally:
             for hook in hooks:
                 hook.on_train_end()
         return history
+
+    def _join(self, group: Group, plan: FitPlan, train: Data, val: Data | None) -> None:
+        """Start a distributed fit: refuse ranks that differ in model, data or settings,
+        then take rank 0's weights, optimizer state, first epoch and seed."""
+        model = self.model
+        assert model.optimizer is not None and model.loss is not None
+        config = model.get_config()
+        config.pop("name", None)
+        for layer in config["layers"]:
+            layer["config"].pop("name", None)  # numbered by how many layers a rank made
+        x = train[0]
+        group.check_same({
+            "model": config, "dtype": str(model.dtype), "backend": model._on_active_backend().name,
+            "optimizer": optimizers.serialize(model.optimizer),
+            "loss": type(model.loss).__name__, "metrics": model.metrics,
+            "training samples": len(x), "sample shape": tuple(x.shape[1:]),
+            "sample weights": train[3] is not None,
+            "validation samples": 0 if val is None else len(val[0]),
+            "epochs": plan.epochs, "batch_size": plan.batch_size, "shuffle": plan.shuffle,
+        })  # fmt: skip
+        backend = model._on_active_backend()
+        optimizer = model.optimizer
+        ours = None
+        if group.rank == 0:
+            seed = plan.seed if plan.seed is not None else int(make_rng(None).integers(2**62))
+            ours = (model.get_weights(), optimizer.iterations, optimizer.get_state(backend),
+                    optimizer.learning_rate, plan.initial_epoch, seed)  # fmt: skip
+        weights, iterations, state, rate, plan.initial_epoch, plan.seed = group.broadcast(ours)
+        if group.rank > 0:
+            model.set_weights(weights)
+            params = model._trained()[0]
+            optimizer.set_state(backend, iterations, state, params if state else [])
+            optimizer.learning_rate = rate
 
     def step(
         self,
@@ -158,7 +212,9 @@ class Trainer:
         """The epoch loop of :meth:`fit`; stops early on ``stop_training`` or Ctrl-C."""
         model = self.model
         for epoch in range(plan.initial_epoch, plan.epochs):
-            if interrupt.requested:  # Ctrl-C came during validation or an epoch-end hook
+            # Ctrl-C came during validation or an epoch-end hook (distributed: the ranks
+            # agree on it at the next step, so that all stop at the same one)
+            if interrupt.requested and step.group is None:
                 raise self.interrupted(f"after epoch {epoch} of {plan.epochs}")
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
@@ -196,8 +252,12 @@ class Trainer:
         model, backend, data = self.model, step.backend, step.data
         step.refresh()
         step.state.reset()
+        picks = None  # the epoch's order on the host, kept for a distributed step's shard
         if step.order is not None:
-            backend.copy_from_host(step.order, rng.permutation(data.n))
+            order = rng.permutation(data.n)
+            backend.copy_from_host(step.order, order)
+            picks = order if step.group is not None else None
+            del order  # else freed now: fit adds little memory to the data's own
         # Reading a loss back makes a GPU wait, so hooks that want every step's loss
         # are the only reason to read it per step on an asynchronous backend.
         step_hooks = [hook for hook in hooks if hook.reads_batch_losses()]
@@ -214,25 +274,35 @@ class Trainer:
             key = step.key(rows) if backend.replays_steps else None
             try:
                 with step.threads.step(timed=rows == step.batch_size):
-                    backend.run_step(functools.partial(step.run, rows), key)
+                    if step.group is not None:
+                        step.run_shard(i, rows, picks, interrupt.requested)
+                    else:
+                        backend.run_step(functools.partial(step.run, rows), key)
             except TrainingDivergedError:
                 if not quietly:
                     raise
                 print(f"Batch {i}: Invalid loss, terminating training")
                 model.stop_training = True
                 break
-            if tally.confusion is not None:  # such steps are never replayed: run() ran
-                assert step.outputs is not None
+            if tally.confusion is not None and step.outputs is not None:  # never replayed
                 tally.add(*step.outputs)
             if step_hooks:
-                logs = {"loss": float(backend.to_numpy(step.state.totals)[LAST_LOSS])}
+                last = step.agreed_loss if step.group is not None else None
+                if last is None:
+                    last = float(backend.to_numpy(step.state.totals)[LAST_LOSS])
+                logs = {"loss": last}
                 for hook in step_hooks:
                     hook.on_train_batch_end(i, logs)
             for bar in bars:
                 bar.advance(i + 1, running if backend.synchronous else None)
-            if interrupt.requested:  # between steps: every parameter has had this update
+            # between steps: every parameter has had this update (distributed: on every rank)
+            if step.interrupted if step.group is not None else interrupt.requested:
                 raise self.interrupted(f"at epoch {epoch + 1}, after step {i + 1} of {steps}")
         totals = step.state.read()  # one wait per epoch
+        if step.group is not None:  # every rank's losses and counts: the global figures
+            summed = step.group.sum(totals[[LOSS_SUM, CORRECT]], "the epoch's totals")
+            totals[[LOSS_SUM, CORRECT]] = summed
+            tally.combine(step.group)
         try:
             loss = finish_pass(totals, data.n, epoch, check=not backend.synchronous)
         except TrainingDivergedError:  # a GPU's losses are checked here, once per epoch
@@ -322,6 +392,12 @@ class MetricTally:
         """Count one batch: outputs (B, K) as the loss saw them, the metric's targets."""
         assert self.confusion is not None
         self.backend.update_confusion(self.confusion, outputs, targets, self.threshold)
+
+    def combine(self, group: Group) -> None:
+        """Sum the confusion matrix over the ranks of a distributed pass."""
+        if self.confusion is not None:
+            summed = group.sum(np.array(self.backend.to_numpy(self.confusion)), "the metrics")
+            self.backend.copy_from_host(self.confusion, summed)
 
     def results(self, samples: int, correct: int) -> dict[str, float]:
         """Each metric over the ``samples`` counted, in compile order; ``correct`` is what

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from fastnn.backends.base import (
     TOTALS_START,
     Count,
 )
+from fastnn.distributed import DistributedError, GradientSum, Group, shard
 from fastnn.layers import Activation, Dense, Flatten, Layer, Workspace
 from fastnn.optimizers import Optimizer, SparseGradient
 from fastnn.sparse import SparseRows
@@ -161,6 +162,17 @@ class DeviceData:
         """Rows ``start:stop`` in order, as views."""
         return self.split([source[start:stop] for source in self.sources])
 
+    def take(self, workspace: Workspace, picks: np.ndarray) -> list[Array]:
+        """Rows ``picks`` (B,) of each source, into the workspace's batch buffers."""
+        backend = self.backend
+        indices = backend.asarray(picks)
+        return [
+            backend.take_sparse_rows(source, indices, out)
+            if isinstance(source, SparseRows)
+            else backend.take_rows(source, indices, out=out)
+            for source, out in zip(self.sources, self.buffers(workspace, len(picks)), strict=True)
+        ]
+
 
 class PassState:
     """A pass's bookkeeping on the backend: the totals its losses add to (see
@@ -214,12 +226,14 @@ class Head:
 REPLAYABLE_LAYERS = (Dense, Activation, Flatten)
 
 
+def penalized(layers: list[Layer]) -> bool:
+    """Whether any of these layers has a weight penalty (a regularizer)."""
+    return any(any(getattr(layer, "regularizers", {}).values()) for layer in layers)
+
+
 def replayable(layers: list[Layer]) -> bool:
     """Whether a training step of these layers can be replayed as a CUDA graph."""
-    return all(
-        type(layer) in REPLAYABLE_LAYERS and not any(getattr(layer, "regularizers", {}).values())
-        for layer in layers
-    )
+    return all(type(layer) in REPLAYABLE_LAYERS for layer in layers) and not penalized(layers)
 
 
 @dataclass
@@ -244,6 +258,13 @@ class Step:
     #: the place in ``params`` of the first layer's kernel when the update makes its
     #: gradient (:func:`fused_kernel`); set by :meth:`refresh`
     fused: int | None = None
+    #: the ranks of a distributed fit (None: this process alone), and what they agreed
+    #: at the last step: the batch's mean loss, and whether a rank was interrupted
+    group: Group | None = None
+    agreed_loss: float = math.nan
+    interrupted: bool = False
+    #: the gradients in the order the backward makes them (set by :meth:`refresh`)
+    sum_order: list[Array] = field(default_factory=list)
 
     def refresh(self) -> None:
         """Take the model's weights as they are now (hooks may have replaced them since the
@@ -251,7 +272,13 @@ class Step:
         model = self.model
         self.params, self.grads = model._trained()
         self.arrays = None
-        self.fused = fused_kernel(model, self.optimizer, self.backend, self.params, self.data)
+        self.fused = None
+        if self.group is None:  # the ranks sum whole gradients
+            self.fused = fused_kernel(model, self.optimizer, self.backend, self.params, self.data)
+        # the order the backward makes the gradients in, last layer first
+        trained = {id(grad) for grad in self.grads}
+        self.sum_order = [grad for layer in reversed(model.layers)
+                          for grad in layer.grads.values() if id(grad) in trained]  # fmt: skip
 
     def key(self, rows: int) -> Hashable | None:
         """What a replay of a step of ``rows`` rows depends on; None if it cannot replay.
@@ -298,6 +325,58 @@ class Step:
             sparse = SparseGradient(fused, xb, first.deferred_dz)
         self.optimizer.apply(backend, self.params, self.grads, sparse)
         self.outputs = (outputs, metric_yb)
+
+    def run_shard(self, step: int, rows: int, picks: np.ndarray | None, interrupted: bool) -> None:
+        """Step ``step`` of a distributed pass on this rank's share of the next ``rows``
+        rows (those of ``picks`` (rows,), the pass's shuffled order; None: in order):
+        the ranks sum their gradients weighted by their shares (each layer's started as
+        its backward ends: :class:`GradientSum`), agree on the step's status
+        (:meth:`Group.status`), and all apply the same update."""
+        model, backend, group = self.model, self.backend, self.group
+        assert model._workspace is not None and group is not None
+        group.where = (model._epoch, step)
+        lo, hi = shard(rows, group.rank, group.size)
+        first = step * self.batch_size
+        failure: BaseException | None = None
+        loss_sum = 0.0
+        self.outputs = None
+        # a penalty's gradient is added after the backward: then the sums wait for it
+        overlap = group.overlap and not penalized(model.layers)
+        grads = GradientSum(group, backend, self.sum_order, (hi - lo) / rows, overlap,
+                            group.stats)  # fmt: skip
+        try:
+            if hi > lo:
+                batch = (
+                    [source[first + lo : first + hi] for source in self.data.sources]
+                    if picks is None
+                    else self.data.take(model._workspace, picks[first + lo : first + hi])
+                )
+                xb, yb, metric_yb, weights = self.data.split(batch)
+                head = self.head.arguments(metric_yb, training=True, weights=weights)
+                loss, outputs = model._forward_backward(
+                    backend, xb, yb, self.state.totals, head, done=grads.add
+                )
+                loss_sum = float(loss) * (hi - lo)
+                self.outputs = (outputs, metric_yb)
+            else:  # fewer rows than ranks: this one adds nothing
+                for grad in self.grads:
+                    grad[...] = 0
+        except Exception as error:  # every rank must hear of it, or the others wait
+            failure = error
+        grads.finish()  # on a rank that failed too: every rank makes the same sums
+        status = group.status(loss_sum, failure is not None, interrupted)
+        if failure is not None:
+            raise failure
+        if status.failed:
+            raise DistributedError(
+                f"rank {status.failed[0]} failed at epoch {model._epoch + 1}, step {step + 1} "
+                "(its error is in its output); every rank stopped before that step's update"
+            )
+        self.agreed_loss = status.loss_sum / rows
+        if not math.isfinite(self.agreed_loss):
+            raise diverged(self.agreed_loss, model._epoch, step, after_epoch=False)
+        self.optimizer.apply(backend, self.params, self.grads)
+        self.interrupted = status.interrupted
 
 
 def fused_kernel(

@@ -35,6 +35,13 @@ def check_int(name: str, value: object, minimum: int) -> int:
     raise ValueError(f"{name} must be an int >= {minimum}; received {name}={shown(value)}")
 
 
+def check_flag(name: str, value: object) -> bool:
+    """``value`` as a bool, refusing anything but True and False (and NumPy's bools)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; received {name}={shown(value)}")
+    return bool(value)
+
+
 def check_finite(name: str, value: object) -> float:
     """``value`` as a float, refusing bools, NaN, infinities and non-numbers."""
     number = isinstance(value, (int, float, np.integer, np.floating))

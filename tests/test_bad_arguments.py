@@ -196,6 +196,8 @@ CASES: list[Case] = [
     Case("predict-batch-size-zero", lambda: _model().predict(X, batch_size=0), E,
          ("batch_size=0", "int >= 1")),
     Case("epochs-negative", lambda: _fit(epochs=-1), E, ("epochs=-1", "int >= 0")),
+    Case("distributed-word", lambda: _fit(distributed="yes"), T,
+         ("distributed='yes'", "True or False")),
     Case("epochs-string", lambda: _fit(epochs="5"), E, ("epochs='5'", "int >= 0")),
     Case("verbose-negative", lambda: _fit(verbose=-1), E, ("verbose=-1", '0, 1, 2 or "auto"')),
     Case("verbose-three", lambda: _model().evaluate(X, Y, verbose=3), E,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import cli
+from fastnn import cli, distributed
 from fastnn.backends import available_backends
 from fastnn.datasets import mnist
 
@@ -21,6 +21,8 @@ def test_backends_lists_each_with_reason(capsys: pytest.CaptureFixture[str]) -> 
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[3].startswith("checks, not for speed")
     del lines[3]
+    # the last line: whether MPI is there, and this process's rank among how many
+    assert lines.pop() == distributed.describe()
     assert [line.split()[0] for line in lines] == ["numpy", "numba", "cupy", "cupy-emulated"]
     for info, line in zip(available_backends(emulated=True), lines, strict=True):
         assert ("unavailable: " + info.reason if not info.available else "available") in line

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fastnn.validation import shown
 
@@ -18,6 +18,9 @@ Logs = dict[str, float]
 
 class Callback:
     """Base class; override the hooks you need. ``self.model`` is set by ``fit``."""
+
+    #: whether it prints or writes files: a distributed fit runs it on rank 0 only
+    rank_zero_only: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.model: Sequential | None = None
@@ -94,6 +97,8 @@ class ProgressLogger(EpochTimer):
 
     ``fit(verbose=1)`` adds one of these.
     """
+
+    rank_zero_only = True
 
     def __init__(
         self, print_fn: Callable[[str], Any] = print, every: int = 1, unit: str = "Epoch"

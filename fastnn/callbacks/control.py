@@ -65,6 +65,8 @@ class BackupAndRestore(Callback):
     would). When training ends normally the backup is deleted (``delete_checkpoint``).
     """
 
+    rank_zero_only = True
+
     MODEL_FILE = "model.npz"
     EPOCH_FILE = "epoch.json"
 

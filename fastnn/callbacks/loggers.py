@@ -17,6 +17,8 @@ class CSVLogger(Callback):
     logs (validation every other epoch) is written ``NA``. ``append=True`` adds to an
     existing file without a second header."""
 
+    rank_zero_only = True
+
     def __init__(
         self, filename: str | os.PathLike[str], separator: str = ",", append: bool = False
     ) -> None:

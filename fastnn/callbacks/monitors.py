@@ -239,6 +239,8 @@ class ModelCheckpoint(_MonitorCallback):
     between fit calls as in Keras). Only ``save_freq="epoch"`` is supported.
     """
 
+    rank_zero_only = True
+
     def __init__(
         self,
         filepath: str | os.PathLike[str],

@@ -1,0 +1,192 @@
+"""Data-parallel training over MPI ranks (fastnn/distributed.py): N ranks give one
+process's weights; a failing, dying, disagreeing or interrupted rank stops them all."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import distributed
+
+from . import distributed_worker as worker
+from .conftest import backend_params
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+WORKER = Path(worker.__file__)
+
+
+def mpiexec() -> str:
+    """The launcher beside this Python (MPICH's wheel puts it there), else on PATH."""
+    beside = Path(sys.executable).with_name("mpiexec")
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if found is None:
+        pytest.skip('no mpiexec: pip install -e ".[mpi]" in the fastnn folder')
+    pytest.importorskip("mpi4py", reason='no mpi4py: pip install -e ".[mpi]" in the fastnn folder')
+    return found
+
+
+def launch(
+    ranks: int, case: str, out: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the worker on ``ranks`` ranks; their output is returned with the exit code."""
+    command = [mpiexec(), "-n", str(ranks), sys.executable, str(WORKER), case, str(out)]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "FASTNN_DISTRIBUTED_TIMEOUT": "20", **(env or {})},
+    )  # fmt: skip
+
+
+def ended(out: Path, rank: int) -> str:
+    return (out / f"rank{rank}.txt").read_text()
+
+
+# ---------------------------------------------------------------- without MPI
+@given(rows=st.integers(0, 500), size=st.integers(1, 17))
+def test_shards_split_a_batch_into_nearly_equal_runs(rows: int, size: int) -> None:
+    bounds = [distributed.shard(rows, rank, size) for rank in range(size)]
+    assert bounds[0][0] == 0 and bounds[-1][1] == rows
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    sizes = [stop - start for start, stop in bounds]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_the_launchers_world_is_read_without_mpi(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*distributed.SIZE_VARIABLES, *distributed.RANK_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    assert (distributed.launched_size(), distributed.launched_rank()) == (1, 0)
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "3")
+    assert (distributed.launched_size(), distributed.launched_rank()) == (4, 3)
+
+
+def test_distributed_without_mpi4py_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # an import of it fails
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[mpi\]"'):
+        worker.model().fit(*worker.data(), distributed=True, verbose=0)
+
+
+def test_distributed_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="distributed must be True or False; received "
+                                        "distributed='yes'"):  # fmt: skip
+        worker.model().fit(*worker.data(), distributed="yes", verbose=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon"])
+def test_a_bad_timeout_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, value)
+    with pytest.raises(ValueError, match=f"FASTNN_DISTRIBUTED_TIMEOUT must be .*'{value}'"):
+        distributed.timeout()
+
+
+# ---------------------------------------------------------------- under mpiexec
+@pytest.mark.parametrize(
+    ("ranks", "sparse", "mode"),
+    [(2, False, "overlap"), (3, False, "overlap"), (2, True, "overlap"), (2, False, "blocking")],
+    ids=["2 ranks", "3 ranks", "2 ranks on compressed rows", "2 ranks, blocking sums"],
+)
+@pytest.mark.parametrize("name", backend_params(("numpy", "numba", "cupy-emulated")))
+def test_ranks_train_the_weights_of_one_process(
+    name: str, ranks: int, sparse: bool, mode: str, tmp_path: Path
+) -> None:
+    """Global batches of 20 (shards of 10 and 10, or 7, 7 and 6) and a last one of 1
+    (81 training rows: some ranks get none), shuffled: the weights and the history of one
+    process with batches of 20, within float64 rounding. The emulated GPU backend sums
+    through the host."""
+    env = {"FASTNN_BACKEND": name, "FASTNN_ALLREDUCE": mode, "WORKER_SPARSE": "1" * sparse}
+    result = launch(ranks, "train", tmp_path, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(ended(tmp_path, r) == "done" for r in range(ranks))
+    with fastnn.use_backend(name):
+        net = worker.model()
+        history = net.fit(*worker.data(), **worker.FIT, sparse_inputs=sparse or None)
+    got = np.load(tmp_path / "weights.npz")
+    for i, want in enumerate(net.get_weights()):
+        np.testing.assert_allclose(got[f"arr_{i}"], want, rtol=1e-10, atol=1e-12)
+    logs = json.loads((tmp_path / "history.json").read_text())
+    assert logs.keys() == history.history.keys()
+    for key, values in history.history.items():
+        np.testing.assert_allclose(logs[key], values, rtol=1e-10)
+
+
+def test_ranks_with_different_models_are_refused_at_start(tmp_path: Path) -> None:
+    result = launch(2, "mismatch", tmp_path)
+    assert result.returncode != 0
+    for rank in (0, 1):
+        message = ended(tmp_path, rank)
+        assert message.startswith("ValueError: distributed ranks must train the same model")
+        assert "rank 1 has model=" in message
+
+
+def test_a_rank_that_raises_stops_every_rank_at_that_step(tmp_path: Path) -> None:
+    result = launch(2, "raise", tmp_path)
+    assert result.returncode != 0
+    assert ended(tmp_path, 1) == "RuntimeError: rank 1 broke on purpose"
+    assert ended(tmp_path, 0).startswith(
+        "DistributedError: rank 1 failed at epoch 1, step 3 (its error is in its output)"
+    )
+
+
+def test_a_rank_that_dies_ends_the_job_within_the_timeout(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = launch(2, "die", tmp_path, {"FASTNN_DISTRIBUTED_TIMEOUT": "5"}, timeout=60)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 50
+    assert not (tmp_path / "rank0.txt").exists() or ended(tmp_path, 0) != "done"
+
+
+def test_ctrl_c_on_the_launcher_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
+    command = [mpiexec(), "-n", "2", sys.executable, str(WORKER), "interrupt", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"started{r}").exists() for r in (0, 1)):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.1)
+        time.sleep(2)  # into the training
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    messages = [ended(tmp_path, rank) for rank in (0, 1)]
+    assert all(m.startswith("TrainingInterrupted: training interrupted") for m in messages), output
+    assert messages[0] == messages[1]  # the same epoch and step
+
+
+def test_the_ring_model_is_fitted_back_from_its_own_times() -> None:
+    from bench import distributed as bench_distributed
+
+    latency, bandwidth = 7e-6, 3e9
+    sizes = bench_distributed.SIZES
+    times = {size: bench_distributed.ring_seconds(2, size, bandwidth, latency) for size in sizes}
+    fitted_latency, fitted_bandwidth = bench_distributed.fit_ring(times)
+    assert fitted_latency == pytest.approx(latency, rel=1e-6)
+    assert fitted_bandwidth == pytest.approx(bandwidth, rel=1e-6)
+    # 2 (N - 1) / N of the bytes and 2 (N - 1) latencies: the bytes term tends to 2x
+    assert bench_distributed.ring_seconds(512, 1e6, 1e9, 0.0) == pytest.approx(2e-3 * 511 / 512)
+    assert bench_distributed.ring_seconds(8, 0.0, 1e9, 1e-6) == pytest.approx(14e-6)
+
+
+def test_fastnn_backends_line_says_what_to_install_and_which_rank(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    monkeypatch.setenv("PMI_SIZE", "3")
+    monkeypatch.setenv("PMI_RANK", "2")
+    line = distributed.describe()
+    assert line.startswith('distributed: unavailable (pip install -e ".[mpi]"')
+    assert line.endswith("rank 2 of 3")
