@@ -363,8 +363,11 @@ class Step:
                     grad[...] = 0
         except Exception as error:  # every rank must hear of it, or the others wait
             failure = error
-        grads.finish()  # on a rank that failed too: every rank makes the same sums
+        if overlap:  # sums started: finish them on a rank that failed too, as all do
+            grads.finish()
         status = group.status(loss_sum, failure is not None, interrupted)
+        if not overlap and not status.failed:  # every rank is here: sum, blocking
+            grads.finish()
         if failure is not None:
             raise failure
         if status.failed:
