@@ -233,7 +233,7 @@ class Group:
 #: how a step's gradients are summed: all after the backward (``blocking``, the default),
 #: or each layer's started as soon as its backward is done, while the layers below compute
 #: (``overlap``). MPICH moves a started sum on only while a rank is inside MPI, so on the
-#: 2-core machine overlap hid none of it, and a 2-rank epoch took 1.35x the blocking one's
+#: 2-core machine overlap hid none of it, and a 2-rank epoch took 1.39x the blocking one's
 #: (bench/results/distributed.md); an MPI with a progress thread or offload may differ.
 SUM_ENV = "FASTNN_ALLREDUCE"
 SUM_MODES = ("blocking", "overlap")
