@@ -287,10 +287,10 @@ class Trainer:
             if tally.confusion is not None and step.outputs is not None:  # never replayed
                 tally.add(*step.outputs)
             if step_hooks:
-                last = step.agreed_loss if step.group is not None else None
-                if last is None:
-                    last = float(backend.to_numpy(step.state.totals)[LAST_LOSS])
-                logs = {"loss": last}
+                if step.group is not None:  # the batch's loss over every rank
+                    logs = {"loss": step.agreed_loss}
+                else:
+                    logs = {"loss": float(backend.to_numpy(step.state.totals)[LAST_LOSS])}
                 for hook in step_hooks:
                     hook.on_train_batch_end(i, logs)
             for bar in bars:

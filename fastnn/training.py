@@ -329,9 +329,10 @@ class Step:
     def run_shard(self, step: int, rows: int, picks: np.ndarray | None, interrupted: bool) -> None:
         """Step ``step`` of a distributed pass on this rank's share of the next ``rows``
         rows (those of ``picks`` (rows,), the pass's shuffled order; None: in order):
-        the ranks sum their gradients weighted by their shares (each layer's started as
-        its backward ends: :class:`GradientSum`), agree on the step's status
-        (:meth:`Group.status`), and all apply the same update."""
+        the ranks agree on the step's status (:meth:`Group.status`), sum their gradients
+        weighted by their shares (:class:`GradientSum`: after the status, or with
+        ``overlap`` each layer's started as its backward ends, before it), and all apply
+        the same update."""
         model, backend, group = self.model, self.backend, self.group
         assert model._workspace is not None and group is not None
         group.where = (model._epoch, step)
