@@ -305,11 +305,11 @@ def _threading_settings(**env: str) -> list[str]:
     code = (
         "import os, fastnn, numba; fastnn.get_backend('numba'); "
         "print(os.environ.get('OMP_WAIT_POLICY')); print(numba.config.THREADING_LAYER); "
-        "print(numba.config.THREADING_LAYER_PRIORITY[0])"
+        "print(numba.config.THREADING_LAYER_PRIORITY[0]); print(os.environ.get('GOMP_SPINCOUNT'))"
     )
     import os
 
-    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",)}
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     clean = {k: v for k, v in clean.items() if not k.startswith("NUMBA_THREADING")}
     result = subprocess.run(
         [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
@@ -319,9 +319,13 @@ def _threading_settings(**env: str) -> list[str]:
 
 
 def test_threading_defaults_and_user_overrides(name: str) -> None:
-    assert _threading_settings() == ["PASSIVE", "default", "omp"]
+    from fastnn.kernels import threads
+
+    assert _threading_settings() == ["PASSIVE", "default", "omp", threads.SPIN_COUNT]
     overridden = _threading_settings(OMP_WAIT_POLICY="ACTIVE", NUMBA_THREADING_LAYER="workqueue")
     assert overridden[:2] == ["ACTIVE", "workqueue"]
+    assert overridden[3] == "None"  # the user's own policy: no spin count added to it
+    assert _threading_settings(GOMP_SPINCOUNT="7")[-1] == "7"
 
 
 def test_training_steps_allocate_no_arrays(name: str) -> None:

@@ -314,6 +314,8 @@ def test_peer_processes_get_the_users_environment(monkeypatch: pytest.MonkeyPatc
     threads.configure()  # fastnn's own default: not the user's, so not passed on
     assert os.environ["OMP_WAIT_POLICY"] == threads.WAIT_POLICY
     assert "OMP_WAIT_POLICY" not in peers._users_environment()
+    if "GOMP_SPINCOUNT" in threads.SET_BY_FASTNN:  # set with the policy, kept from peers too
+        assert "GOMP_SPINCOUNT" not in peers._users_environment()
     monkeypatch.setattr(threads, "SET_BY_FASTNN", set())
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice travels
     threads.configure()
