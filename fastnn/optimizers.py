@@ -194,13 +194,15 @@ class Optimizer:
         backend.apply_updates(rule, [params[j] for j in rest], [grads[j] for j in rest],
                               [slots[j] for j in rest], hyper, self._state)  # fmt: skip
         step = self.iterations  # this step's number: apply_updates counted it
-        stamps = self._stamps(backend, i, params[i], step) if "velocity" in slots[i] else None
+        stamps = None
+        if "velocity" in slots[i]:
+            stamps = self._stamps(backend, i, params[i], step, float(hyper["rho"]))
         backend.sparse_update(rule, sparse.x, sparse.dz, params[i], slots[i], hyper, stamps, step)
 
-    def _stamps(self, backend: Backend, index: int, param: Array, step: int) -> Array:
-        """The stamps of parameter ``index``'s velocity rows for step ``step``: kept from
-        the steps before, or, after a dense step or a change of rho, every row current."""
-        rho = float(self.hyperparameters()["rho"])
+    def _stamps(self, backend: Backend, index: int, param: Array, step: int, rho: float) -> Array:
+        """The stamps of parameter ``index``'s velocity rows for step ``step`` under
+        ``rho``: kept from the steps before, or, after a dense step or a change of rho,
+        every row current."""
         lazy = self._lazy
         if lazy is None or lazy.place != index or lazy.rho != rho:
             self.settle(through=step - 1)  # the steps before this one, under their rho

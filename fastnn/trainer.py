@@ -149,9 +149,9 @@ class Trainer:
         config.pop("name", None)
         for layer in config["layers"]:
             layer["config"].pop("name", None)  # numbered by how many layers a rank made
-        x = train[0]
+        x, backend = train[0], model._on_active_backend()
         group.check_same({
-            "model": config, "dtype": str(model.dtype), "backend": model._on_active_backend().name,
+            "model": config, "dtype": str(model.dtype), "backend": backend.name,
             "optimizer": optimizers.serialize(model.optimizer),
             "loss": type(model.loss).__name__, "metrics": model.metrics,
             "training samples": len(x), "sample shape": tuple(x.shape[1:]),
@@ -159,7 +159,6 @@ class Trainer:
             "validation samples": 0 if val is None else len(val[0]),
             "epochs": plan.epochs, "batch_size": plan.batch_size, "shuffle": plan.shuffle,
         })  # fmt: skip
-        backend = model._on_active_backend()
         optimizer = model.optimizer
         ours = None
         if group.rank == 0:

@@ -164,14 +164,8 @@ class DeviceData:
 
     def take(self, workspace: Workspace, picks: np.ndarray) -> list[Array]:
         """Rows ``picks`` (B,) of each source, into the workspace's batch buffers."""
-        backend = self.backend
-        indices = backend.asarray(picks)
-        return [
-            backend.take_sparse_rows(source, indices, out)
-            if isinstance(source, SparseRows)
-            else backend.take_rows(source, indices, out=out)
-            for source, out in zip(self.sources, self.buffers(workspace, len(picks)), strict=True)
-        ]
+        outs = self.buffers(workspace, len(picks))
+        return self.backend.take_batch(self.sources, self.backend.asarray(picks), outs)
 
 
 class PassState:
@@ -272,9 +266,10 @@ class Step:
         model = self.model
         self.params, self.grads = model._trained()
         self.arrays = None
-        self.fused = None
-        if self.group is None:  # the ranks sum whole gradients
+        if self.group is None:  # the ranks sum whole gradients: no fused update for them
             self.fused = fused_kernel(model, self.optimizer, self.backend, self.params, self.data)
+            return
+        self.fused = None
         # the order the backward makes the gradients in, last layer first
         trained = {id(grad) for grad in self.grads}
         self.sum_order = [grad for layer in reversed(model.layers)
@@ -355,7 +350,7 @@ class Step:
                 xb, yb, metric_yb, weights = self.data.split(batch)
                 head = self.head.arguments(metric_yb, training=True, weights=weights)
                 loss, outputs = model._forward_backward(
-                    backend, xb, yb, self.state.totals, head, done=grads.add
+                    backend, xb, yb, self.state.totals, head, done=grads.add if overlap else None
                 )
                 loss_sum = float(loss) * (hi - lo)
                 self.outputs = (outputs, metric_yb)

@@ -606,7 +606,12 @@ class Backend(ABC):
             return [
                 source[start : start + len(out)] for source, out in zip(sources, outs, strict=True)
             ]
-        indices = order[start : start + len(outs[0])]
+        return self.take_batch(sources, order[start : start + len(outs[0])], outs)
+
+    def take_batch(
+        self, sources: Sequence[Array], indices: Array, outs: Sequence[Array]
+    ) -> list[Array]:
+        """Rows ``indices`` (B,) of each source (dense or compressed rows) into ``outs``."""
         return [
             self.take_sparse_rows(source, indices, out)
             if isinstance(source, SparseRows)

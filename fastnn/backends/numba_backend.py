@@ -361,8 +361,8 @@ class NumbaBackend(NumpyBackend):
         parts = 4 * self._threads()  # columns differ in their nonzeros: chunks even them out
         (grad_rows,) = self._scratch("gradient rows", dtype, (parts, param.shape[1]))
         lr = cast(hyper["learning_rate"])
-        if rule == "sgd":
-            velocity, rho = np.empty((0, param.shape[1]), dtype), 0.0
+        if rule == "sgd":  # no velocity: an empty one, kept like any scratch
+            (velocity,), rho = self._scratch("no velocity", dtype, (0, param.shape[1])), 0.0
             stamps = _NO_STAMPS
         else:
             velocity, rho = slots["velocity"], hyper["rho"]
