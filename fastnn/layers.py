@@ -328,14 +328,15 @@ class Dense(_ActivatedLayer):
         ops = self.ops
         activation = "linear" if skip_activation else self.activation
         out = self._buffer("y", (x.shape[0], self.units)) if training else None
+        bias = self.params["bias"] if self.use_bias and not skip_bias else None
         if isinstance(x, SparseRows):  # compressed input rows: only their nonzeros
-            z = ops.sparse_matmul(x, self.params["kernel"], out=out)  # (B, units)
+            y = ops.sparse_dense(x, self.params["kernel"], bias, activation, out=out)
         else:
             z = ops.matmul(x, self.params["kernel"], out=out)  # (B, units)
-        if self.use_bias and not skip_bias:
-            y = ops.bias_activation(z, self.params["bias"], activation, out=z)
-        else:
-            y = ops.activation(z, activation, out=z)
+            if bias is not None:
+                y = ops.bias_activation(z, bias, activation, out=z)
+            else:
+                y = ops.activation(z, activation, out=z)
         if training:
             self._x, self._y, self._applied = x, y, activation
             self._bias_in_loss = skip_bias

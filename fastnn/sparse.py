@@ -20,6 +20,7 @@ rows (on backends without sparse kernels, to a dense array).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -133,7 +134,7 @@ def density(x: np.ndarray) -> float:
 def compress(x: np.ndarray) -> SparseRows:
     """Dense rows (n, width) as compressed rows on the host; NaN and inf are kept (they
     are nonzero). Works through :data:`CHUNK_ROWS` rows at a time."""
-    rows = x.reshape(len(x), -1)
+    rows = x.reshape(len(x), math.prod(x.shape[1:]))  # -1 cannot say it for 0 rows
     counts = np.empty(len(rows), np.int64)
     for start in range(0, len(rows), CHUNK_ROWS):
         counts[start : start + CHUNK_ROWS] = np.count_nonzero(

@@ -28,7 +28,7 @@ from numba import prange
 
 from fastnn.kernels.jit import parallel_kernel
 from fastnn.kernels.optimizers import _flush
-from fastnn.kernels.sparse import combine_rows
+from fastnn.kernels.sparse import combine_rows, run_start
 
 
 @parallel_kernel
@@ -56,14 +56,13 @@ def update_rows(
     also takes ``velocity`` (F, H) and ``stamps`` (F,) int64 (the step each row's
     velocity is current at) and ``step``, the number of this one. ``grad_rows`` (parts,
     H): a gradient row per part; the rows of ``param`` are split into that many runs
-    over the thread pool.
+    of about the same number of entries (``kernels/sparse.run_start``) over the thread pool.
     """
     rmsprop = velocity.shape[0] > 0
-    columns = param.shape[0]
     parts = grad_rows.shape[0]
     for part in prange(parts):
         g = grad_rows[part]
-        for j in range(part * columns // parts, (part + 1) * columns // parts):
+        for j in range(run_start(starts, part, parts), run_start(starts, part + 1, parts)):
             if starts[j] == starts[j + 1]:  # a zero gradient row
                 continue
             combine_rows(g, dz, rows_of, values_of, starts[j], starts[j + 1])  # (H,)

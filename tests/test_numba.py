@@ -114,6 +114,22 @@ def test_elementwise_and_softmax_properties(name: str, data: Any, dtype: type) -
             REF.bias_activation(x.copy(), bias, activation),
             dt,
         )
+    for activation in ("relu", "sigmoid"):  # relu's is one pass: the gradient and its sums
+        sums, ref_sums = np.empty(x.shape[1], dt), np.empty(x.shape[1], dt)
+        got = backend.bias_activation_backward(dy.copy(), x, activation, sums)
+        want = REF.bias_activation_backward(dy.copy(), x, activation, ref_sums)
+        _close(got, want, dt)
+        _close(sums, ref_sums, dt)
+    # in place, as a Dense layer calls it, and not: the unfused ops' very numbers
+    in_place, apart = dy.copy(), np.empty_like(dy)
+    fused_sums, apart_sums = np.empty(x.shape[1], dt), np.empty(x.shape[1], dt)
+    backend.bias_activation_backward(in_place, x, "relu", fused_sums, out=in_place)
+    unfused = backend.relu_backward(dy, x)
+    np.testing.assert_array_equal(in_place, unfused)
+    np.testing.assert_array_equal(fused_sums, backend.sum_rows(unfused))
+    backend.bias_activation_backward(dy, x, "relu", apart_sums, out=apart)
+    np.testing.assert_array_equal(apart, unfused)
+    np.testing.assert_array_equal(apart_sums, fused_sums)
     labels = data.draw(hnp.arrays(np.int64, x.shape[:1], elements=st.integers(0, x.shape[1] - 1)))
     loss, grad = backend.sparse_softmax_cross_entropy(x, labels)
     ref_loss, ref_grad = REF.sparse_softmax_cross_entropy(x, labels)

@@ -3,6 +3,8 @@ scipy.sparse matrices are accepted wherever a dense x is."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -169,7 +171,9 @@ def test_every_numba_sparse_product_matches_numpy(
 ) -> None:
     """The numba backend's three weight gradients (a sort by column, rows summed into a
     copy per thread, the narrow kernels' 16 lanes) and its two forward products (wide,
-    narrow), each on one thread and on two, against X^T @ dz and X @ w."""
+    narrow), each on one thread and on two, against X^T @ dz and X @ w; and a Dense
+    layer's forward (bias and ReLU in the product where it is wide) against the product
+    followed by the separate bias and ReLU."""
     pytest.importorskip("numba")
     import numba
 
@@ -179,6 +183,7 @@ def test_every_numba_sparse_product_matches_numpy(
     x = sparse_data(rng, (rows, columns), share).astype(np.float32)
     dz = rng.standard_normal((rows, units)).astype(np.float32)
     w = rng.standard_normal((columns, units)).astype(np.float32)
+    bias = rng.standard_normal(units).astype(np.float32)
     backend = fastnn.get_backend("numba")
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
@@ -189,10 +194,15 @@ def test_every_numba_sparse_product_matches_numpy(
             compressed = backend.compress_rows(x)
             got = backend.sparse_weight_gradient(compressed, dz)
             product = backend.sparse_matmul(compressed, w)
+            layer = backend.sparse_dense(compressed, w, bias, "relu")
+            unfused = backend.bias_activation(product.copy(), bias, "relu")
     finally:
         numba.set_num_threads(before)
     np.testing.assert_allclose(got, x.T @ dz, rtol=2e-5, atol=2e-5)
     np.testing.assert_allclose(product, x @ w, rtol=2e-5, atol=2e-5)
+    # the bias and ReLU made inside the product give the separate pass's very numbers
+    np.testing.assert_array_equal(layer, unfused)
+    np.testing.assert_allclose(layer, np.maximum(x @ w + bias, 0), rtol=2e-5, atol=2e-5)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "rmsprop", "adam"])
@@ -341,3 +351,45 @@ def test_auto_compresses_only_below_the_backends_crossover(monkeypatch: pytest.M
         seen.clear()
         model().fit(thin, y, epochs=1, batch_size=32, verbose=0)
         assert seen[0] is False
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    share=st.floats(0, 1),
+    rows=st.integers(0, 40),
+    columns=st.integers(1, 30),
+    parts=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_the_numba_column_sort_and_its_runs(
+    share: float, rows: int, columns: int, parts: int, seed: int
+) -> None:
+    """``kernels/sparse.by_column`` split into any number of runs is the stable sort of the
+    entries by column; ``run_start`` cuts the rows into runs in order, each holding no
+    more than its share of the entries plus one row."""
+    pytest.importorskip("numba")
+    from fastnn.kernels import sparse as kernels
+
+    x = sparse_data(np.random.default_rng(seed), (rows, columns), share).astype(np.float32)
+    compressed = fastnn.get_backend("numba").compress_rows(x)
+    nonzeros = len(compressed.values)
+    starts = np.empty(columns + 1, np.int64)
+    rows_of, values_of = np.empty(nonzeros, np.int64), np.empty(nonzeros, np.float32)
+    counts = np.empty((parts, columns), np.int64)
+    kernels.by_column(compressed.indptr, compressed.indices, compressed.values,
+                      starts, rows_of, values_of, counts)  # fmt: skip
+    row_numbers = np.repeat(np.arange(rows), np.diff(compressed.indptr))
+    order = np.argsort(compressed.indices, kind="stable")
+    np.testing.assert_array_equal(
+        starts,
+        np.r_[0, np.cumsum(np.bincount(compressed.indices.astype(np.int64), minlength=columns))],
+    )
+    np.testing.assert_array_equal(rows_of, row_numbers[order])
+    np.testing.assert_array_equal(values_of, compressed.values[order])
+
+    bounds = [kernels.run_start(compressed.indptr, part, parts) for part in range(parts + 1)]
+    assert bounds[0] == 0 and bounds[-1] == rows and bounds == sorted(bounds)
+    widest = int(np.diff(compressed.indptr).max(initial=0))
+    for start, stop in itertools.pairwise(bounds):
+        held = compressed.indptr[stop] - compressed.indptr[start]
+        assert held <= -(-nonzeros // parts) + widest

@@ -641,6 +641,22 @@ class Backend(ABC):
         """``x (B, F) @ w (F, H)`` -> (B, H), x compressed rows."""
         raise NotImplementedError(f"the {self.name} backend has no compressed rows")
 
+    def sparse_dense(
+        self,
+        x: SparseRows,
+        w: Array,
+        bias: Array | None,
+        activation: str,
+        out: Array | None = None,
+    ) -> Array:
+        """``activation(x @ w + bias)`` (B, H): a Dense layer's forward on compressed rows
+        x (B, F), with w (F, H) and bias (H,) or None. A backend may make it in one pass;
+        here, the product, then the bias and activation in place on it."""
+        z = self.sparse_matmul(x, w, out=out)  # (B, H)
+        if bias is None:
+            return self.activation(z, activation, out=z)
+        return self.bias_activation(z, bias, activation, out=z)
+
     def sparse_weight_gradient(self, x: SparseRows, dz: Array, out: Array | None = None) -> Array:
         """``x.T (F, B) @ dz (B, H)`` -> (F, H), x compressed rows."""
         raise NotImplementedError(f"the {self.name} backend has no compressed rows")

@@ -242,7 +242,7 @@ class NumbaBackend(NumpyBackend):
     sparse_narrow_units: ClassVar[int] = 16  # kernels/narrow.py (its LANES)
 
     def compress_rows(self, x: np.ndarray) -> SparseRows:
-        rows = x.reshape(len(x), -1)
+        rows = x.reshape(len(x), math.prod(x.shape[1:]))  # -1 cannot say it for 0 rows
         if not rows.flags.c_contiguous or rows.dtype.kind != "f":
             return super().compress_rows(x)
         counts = np.empty(len(rows), np.int64)
@@ -267,11 +267,17 @@ class NumbaBackend(NumpyBackend):
         self._sparse.take_rows(x.indptr, x.indices, x.values, rows, indptr, out.indices, out.values)
         return SparseRows(indptr, out.indices, out.values, x.width)
 
+    def _sparse_product_runs(self, x: SparseRows, w: Array, out: Array | None) -> bool:
+        """Whether our kernels make ``x @ w`` into ``out``: same dtypes, w C-contiguous."""
+        return bool(
+            w.dtype == x.dtype and w.flags.c_contiguous
+            and _writable(out, (len(x), w.shape[1]), w.dtype)
+        )  # fmt: skip
+
     def sparse_matmul(self, x: SparseRows, w: Array, out: Array | None = None) -> Array:
-        shape = (len(x), w.shape[1])
-        if w.dtype != x.dtype or not w.flags.c_contiguous or not _writable(out, shape, w.dtype):
+        if not self._sparse_product_runs(x, w, out):
             return super().sparse_matmul(x, w, out=out)
-        out = np.empty(shape, w.dtype) if out is None else out
+        out = np.empty((len(x), w.shape[1]), w.dtype) if out is None else out
         parts = self._threads()
         lanes = self._narrow.LANES
         if w.shape[1] <= lanes:  # too narrow to vectorize along the units
@@ -280,7 +286,31 @@ class NumbaBackend(NumpyBackend):
             self._narrow.pad(w, padded)
             self._narrow.matmul(x.indptr, x.indices, x.values, padded, out, rows, parts)
             return out
-        self._sparse.matmul(x.indptr, x.indices, x.values, w, out, parts)
+        no_bias = w.reshape(-1)[:0]
+        self._sparse.matmul(x.indptr, x.indices, x.values, w, out, parts, no_bias, False)
+        return out
+
+    def sparse_dense(
+        self,
+        x: SparseRows,
+        w: Array,
+        bias: Array | None,
+        activation: str,
+        out: Array | None = None,
+    ) -> Array:
+        fuses = (
+            activation in ("relu", "linear")
+            and w.ndim == 2
+            and w.shape[1] > self._narrow.LANES
+            and (bias is None or (bias.dtype == w.dtype and bias.shape == (w.shape[1],)))
+            and self._sparse_product_runs(x, w, out)
+        )
+        if not fuses:
+            return super().sparse_dense(x, w, bias, activation, out=out)
+        out = np.empty((len(x), w.shape[1]), w.dtype) if out is None else out
+        bias = w.reshape(-1)[:0] if bias is None else np.ascontiguousarray(bias)
+        relu = activation == "relu"
+        self._sparse.matmul(x.indptr, x.indices, x.values, w, out, self._threads(), bias, relu)
         return out
 
     def _scratch(
@@ -311,16 +341,18 @@ class NumbaBackend(NumpyBackend):
             (partial,) = self._scratch("copies", dz.dtype, (threads, *shape))
             self._sparse.weight_gradient_by_rows(x.indptr, x.indices, x.values, dz, out, partial)
             return out
-        # columns differ in their nonzeros: four chunks a thread even out the work
+        # runs of columns with about the same number of entries, four a thread
         self._sparse.weight_gradient(
             x.indptr, x.indices, x.values, dz, out, self._column_scratch(x), 4 * threads
         )
         return out
 
-    def _column_scratch(self, x: SparseRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _column_scratch(
+        self, x: SparseRows
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """This thread's arrays for ``x`` sorted by column (``kernels/sparse.by_column``):
-        starts (F + 1,), and rows and values with room for the most nonzeros a batch
-        has had, kept for the next steps."""
+        starts (F + 1,), rows and values with room for the most nonzeros a batch has had,
+        kept for the next steps, and the sort's counts, a row of F for each thread."""
         kept: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = self._sparse_local.__dict__
         nonzeros = int(x.indptr[-1] - x.indptr[0])
         scratch = kept.get((x.width, x.dtype))
@@ -330,7 +362,8 @@ class NumbaBackend(NumpyBackend):
                 np.empty(x.width + 1, np.int64), np.empty(size, np.int64), np.empty(size, x.dtype)
             )  # fmt: skip
             kept[(x.width, x.dtype)] = scratch
-        return scratch
+        (counts,) = self._scratch("column counts", np.dtype(np.int64), (self._threads(), x.width))
+        return (*scratch, counts)
 
     def fuses_sparse_update(self, rule: str, kernel: Array, slot_names: tuple[str, ...]) -> bool:
         # the by-column path only: narrow layers and small gradients are made other ways
@@ -356,9 +389,11 @@ class NumbaBackend(NumpyBackend):
         dtype = param.dtype
         cast, tiny = dtype.type, _tiny(dtype)
         dz = np.ascontiguousarray(dz, dtype)
-        starts, rows_of, values_of = self._column_scratch(x)
-        self._sparse.by_column(x.indptr, x.indices, x.values, starts, rows_of, values_of)
-        parts = 4 * self._threads()  # columns differ in their nonzeros: chunks even them out
+        starts, rows_of, values_of, counts = self._column_scratch(x)
+        self._sparse.by_column(x.indptr, x.indices, x.values, starts, rows_of, values_of, counts)
+        # runs of columns with about the same number of entries, four a thread (measured
+        # on MNIST batches: 339 us against 371 us for the update with one run a thread)
+        parts = 4 * self._threads()
         (grad_rows,) = self._scratch("gradient rows", dtype, (parts, param.shape[1]))
         lr = cast(hyper["learning_rate"])
         if rule == "sgd":  # no velocity: an empty one, kept like any scratch
@@ -434,6 +469,24 @@ class NumbaBackend(NumpyBackend):
     def relu_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
         kernel = self._elementwise.relu_backward
         return self._elementwise_op(kernel, super().relu_backward, (dy, y), out)
+
+    def bias_activation_backward(
+        self, dy: Array, y: Array, activation: str, bias_grad: Array, out: Array | None = None
+    ) -> Array:
+        if (  # else the unfused ops (sum_rows's NumPy fallback, whose sums differ, too)
+            activation != "relu"
+            or dy.ndim != 2
+            or y.shape != dy.shape
+            or y.dtype != dy.dtype
+            or not _writable(bias_grad, dy.shape[1:], dy.dtype)
+            or (out is not None and out.dtype != dy.dtype)
+        ):
+            return super().bias_activation_backward(dy, y, activation, bias_grad, out=out)
+        out = _alike(dy, out)
+        if out is not dy:
+            np.copyto(out, dy)
+        self._elementwise.relu_backward_sums(out, y, bias_grad)
+        return out
 
     def sigmoid_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
         kernel = self._elementwise.sigmoid_backward
