@@ -64,6 +64,7 @@ PROJECTED_RANKS = (8, 64, 512)
 def child(out: Path, epochs: int, distributed: bool) -> None:
     """One rank of a configuration: timed epochs, and on rank 0 the results."""
     from fastnn import distributed as dist
+    from fastnn import launcher
     from fastnn.benchmarks.workloads import _TimedEpochs, keras_model
     from fastnn.datasets.mnist import load_data
 
@@ -82,7 +83,7 @@ def child(out: Path, epochs: int, distributed: bool) -> None:
         result["sum"] = {"steps": stats.steps, "bytes_per_step": stats.bytes / stats.steps,
                          "wait_s_per_step": stats.wait_seconds / stats.steps}  # fmt: skip
         result["allreduce_s"] = allreduce_times()
-        if dist.launched_rank() > 0:
+        if launcher.launched_rank() > 0:
             return
     out.write_text(json.dumps(result))
 

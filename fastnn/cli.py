@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastnn import __version__, distributed, recipes
+from fastnn import __version__, distributed, launcher, recipes
 from fastnn.backends import (
     BACKEND_NAMES,
     EMULATED_BACKENDS,
@@ -208,8 +208,8 @@ def _train(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     # started by mpiexec with several ranks: they train the recipe together, on rank 0's
     # seed, and only rank 0 speaks
-    ranks = distributed.launched_size()
-    rank = distributed.launched_rank() if ranks > 1 else 0
+    ranks = launcher.launched_size()
+    rank = launcher.launched_rank() if ranks > 1 else 0
     if ranks > 1:
         seed = distributed.rank_zero_value(seed)
     say = print if rank == 0 else _silent

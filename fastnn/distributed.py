@@ -24,6 +24,7 @@ Without mpi4py, ``distributed=True`` is refused with what to install.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -33,10 +34,8 @@ from typing import Any
 import numpy as np
 
 from fastnn.backends import Array, Backend
+from fastnn.launcher import launched_rank, launched_size
 
-#: the launcher's world size, as MPICH / Intel MPI (PMI) and Open MPI set it
-SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
-RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")
 #: seconds a rank polls for the others before it sleeps between polls
 SPIN_SECONDS = 0.05
 #: seconds a rank waits for the others at a step before it aborts the job
@@ -54,25 +53,6 @@ LAST_STATS: SumStats | None = None
 
 class DistributedError(RuntimeError):
     """Another rank failed, disagreed, or did not arrive; the message names it."""
-
-
-def launched_size() -> int:
-    """The number of ranks the MPI launcher started (1 when not started by one), read
-    from its environment without loading MPI."""
-    for name in SIZE_VARIABLES:
-        text = os.environ.get(name, "").strip()
-        if text.isdigit() and int(text) > 0:
-            return int(text)
-    return 1
-
-
-def launched_rank() -> int:
-    """This process's rank as the launcher numbered it (0 when not started by one)."""
-    for name in RANK_VARIABLES:
-        text = os.environ.get(name, "").strip()
-        if text.isdigit():
-            return int(text)
-    return 0
 
 
 def describe() -> str:
@@ -157,11 +137,26 @@ class Group:
         #: ranks on this machine: they share its cores
         self.local_size: int = local.Get_size()
         local.Free()
+        #: NCCL's sums of device arrays, when every rank has its own GPU (:meth:`use_nccl`)
+        self.device: DeviceSums | None = None
 
     def close(self) -> None:
         global LAST_STATS
         LAST_STATS = self.stats
+        if self.device is not None:
+            self.device.close()
         self.comm.Free()
+
+    def use_nccl(self, backend: Backend) -> None:
+        """Sum device arrays with NCCL from here on, if every rank can: its backend has
+        NCCL (:meth:`Backend.nccl`), ``$FASTNN_NCCL`` is not "off", and no two ranks on a
+        machine share a GPU (NCCL needs one each); otherwise they go through the host."""
+        nccl = backend.nccl() if nccl_setting() == "auto" else None
+        mine = None if nccl is None else (socket.gethostname(), backend.device_id())
+        everyone = self.gather(mine, "the start of training")
+        if nccl is not None and None not in everyone and len(set(everyone)) == self.size:
+            self.device = DeviceSums(self, backend, nccl)
+            self.stats.transport = "nccl"
 
     def _post(self, values: np.ndarray) -> Any:
         """Start summing ``values`` (contiguous, on the host) over the ranks, in place."""
@@ -176,19 +171,23 @@ class Group:
         while not request.Test():
             waited = time.monotonic() - started
             if waited > self.timeout:
-                epoch, step = self.where
-                sys.stderr.write(
-                    f"fastnn rank {self.rank}: the other ranks did not reach {what} at epoch "
-                    f"{epoch + 1}, step {step + 1} within {self.timeout:g} s "
-                    f"(${TIMEOUT_ENV}); a rank died or hangs: aborting the job\n"
-                )
-                sys.stderr.flush()
-                self.comm.Abort(3)
+                self.give_up(what)
             # a step's sums take well under a millisecond: poll (yielding the core to a
             # rank that shares it) for a while, then back off to sleeping
             if waited > SPIN_SECONDS:
                 pause = min(2 * pause + 1e-4, 0.01)
             time.sleep(pause)
+
+    def give_up(self, what: str) -> None:
+        """Say which wait ran out, and abort the job (every rank's process)."""
+        epoch, step = self.where
+        sys.stderr.write(
+            f"fastnn rank {self.rank}: the other ranks did not reach {what} at epoch "
+            f"{epoch + 1}, step {step + 1} within {self.timeout:g} s "
+            f"(${TIMEOUT_ENV}); a rank died or hangs: aborting the job\n"
+        )
+        sys.stderr.flush()
+        self.comm.Abort(3)
 
     def sum(self, values: np.ndarray, what: str) -> np.ndarray:
         """``values`` summed over the ranks, in place (a contiguous host array)."""
@@ -255,11 +254,65 @@ class SumStats:
     steps: int = 0
     bytes: int = 0
     wait_seconds: float = 0.0
+    #: how they were summed: "mpi" (through host memory) or "nccl" (on the GPUs)
+    transport: str = "mpi"
+
+
+NCCL_ENV = "FASTNN_NCCL"
+
+
+def nccl_setting() -> str:
+    """``$FASTNN_NCCL``: "auto" (the default: NCCL where every rank has it and a GPU of
+    its own) or "off" (device arrays are summed through the host, by MPI)."""
+    text = os.environ.get(NCCL_ENV, "").strip().lower() or "auto"
+    if text not in ("auto", "off"):
+        raise ValueError(f"{NCCL_ENV} must be 'auto' or 'off'; received {text!r}")
+    return text
+
+
+class DeviceSums:
+    """Sums of device arrays over the ranks by NCCL, each rank on its own GPU, with no
+    copy through the host: rank 0 makes the communicator's id, MPI hands it to the others.
+
+    A sum is queued on the backend's current stream, behind the backward that made the
+    gradient and ahead of the update that reads it. :meth:`wait` bounds the wait for the
+    queued sums as :class:`Group` bounds MPI's: a rank that never joins them would leave
+    the others' GPUs waiting for ever, so past the timeout the communicator is aborted and
+    the job with it."""
+
+    def __init__(self, group: Group, backend: Backend, nccl: Any) -> None:
+        self.group, self.backend, self.nccl = group, backend, nccl
+        token = group.broadcast(nccl.get_unique_id() if group.rank == 0 else None)
+        self.comm = nccl.NcclCommunicator(group.size, token, group.rank)
+        self.types = {
+            np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64
+        }  # fmt: skip
+
+    def sum(self, array: Array) -> None:
+        """``array`` (contiguous, on the device) summed over the ranks, in place."""
+        address, stream = self.backend.device_address(array), self.backend.stream_handle()
+        kind = self.types[np.dtype(array.dtype)]
+        self.comm.allReduce(address, address, array.size, kind, self.nccl.NCCL_SUM, stream)
+
+    def wait(self, what: str) -> None:
+        """Wait until the queued sums are done, or abort the job after the timeout."""
+        done = self.backend.stream_done()
+        started = time.monotonic()
+        while not done():
+            if time.monotonic() - started > self.group.timeout:
+                self.comm.abort()  # NCCL's own waits end with it
+                self.group.give_up(what)
+            time.sleep(1e-4)
+        self.comm.check_async_error()
+
+    def close(self) -> None:
+        self.comm.destroy()
 
 
 class GradientSum:
     """One step's gradient sum: each gradient times this rank's share of the batch,
-    summed over the ranks, in place; through the host for arrays that are not NumPy's.
+    summed over the ranks, in place: by NCCL on the GPU where the group uses it
+    (:meth:`Group.use_nccl`), else by MPI, through the host for device arrays.
 
     Every rank must start the same sums in the same order, whatever happens to it, so
     the order is fixed (``order``: the gradients as the backward makes them, last layer
@@ -280,7 +333,7 @@ class GradientSum:
         self.group, self.backend, self.order = group, backend, list(order)
         self.share, self.overlap, self.stats = share, overlap, stats
         self._places = {id(grad): i for i, grad in enumerate(self.order)}
-        self._posted: list[tuple[Array, np.ndarray, Any]] = []  # (array, its buffer, request)
+        self._posted: list[tuple[Array, Array, Any]] = []  # (array, its buffer, request)
 
     def add(self, grads: Sequence[Array]) -> None:
         """The gradients of a layer whose backward is done (those of ``order``)."""
@@ -290,9 +343,10 @@ class GradientSum:
             if self._places.get(id(grad)) == len(self._posted):
                 self._post(grad)
 
-    def _buffer(self, grad: Array) -> np.ndarray:
-        """``grad`` times the share, in place, or a host copy of it for a device array."""
-        if isinstance(grad, np.ndarray) and grad.flags.c_contiguous:
+    def _buffer(self, grad: Array) -> Array:
+        """``grad`` times the share, in place (a host array, or a device array NCCL sums),
+        or a host copy of it for a device array that goes through the host."""
+        if self._on_device(grad) or (isinstance(grad, np.ndarray) and grad.flags.c_contiguous):
             grad *= grad.dtype.type(self.share)
             buffer = grad
         else:  # through the host
@@ -300,9 +354,19 @@ class GradientSum:
         self.stats.bytes += buffer.nbytes
         return buffer
 
+    def _on_device(self, grad: Array) -> bool:
+        """Whether NCCL sums ``grad`` where it is: the group uses NCCL (so the backend's
+        arrays are device arrays) and ``grad`` is contiguous."""
+        return self.group.device is not None and bool(grad.flags.c_contiguous)
+
     def _post(self, grad: Array) -> None:
         buffer = self._buffer(grad)
-        self._posted.append((grad, buffer, self.group._post(buffer)))
+        if buffer is grad and self._on_device(grad):
+            assert self.group.device is not None
+            self.group.device.sum(grad)  # queued on the GPU: nothing to wait for here
+            self._posted.append((grad, buffer, None))
+        else:
+            self._posted.append((grad, buffer, self.group._post(buffer)))
 
     def finish(self) -> None:
         """Start the sums not started yet, in order, and wait for every one. Without
@@ -313,6 +377,9 @@ class GradientSum:
         started = time.perf_counter()
         if not self.overlap:
             for grad in self.order:
+                if self._on_device(grad):
+                    self._post(grad)
+                    continue
                 buffer = self._buffer(grad)
                 self.group.comm.Allreduce(self.group.mpi.IN_PLACE, buffer, op=self.group.mpi.SUM)
                 self._posted.append((grad, buffer, None))
@@ -324,5 +391,7 @@ class GradientSum:
                 self.group._wait(request, "the gradients' sum")
             if buffer is not grad:
                 self.backend.copy_from_host(grad, buffer.astype(grad.dtype, copy=False))
+        if self.group.device is not None and any(self._on_device(g) for g in self.order):
+            self.group.device.wait("the gradients' sum")
         self.stats.wait_seconds += time.perf_counter() - started
         self.stats.steps += 1

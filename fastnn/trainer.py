@@ -171,6 +171,7 @@ class Trainer:
             params = model._trained()[0]
             optimizer.set_state(backend, iterations, state, params if state else [])
             optimizer.learning_rate = rate
+        group.use_nccl(backend)
 
     def step(
         self,

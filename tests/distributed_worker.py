@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import fastnn
-from fastnn import layers
+from fastnn import distributed, layers
 
 #: the data and the fit, shared with the single-process run the test compares with
 ROWS, FEATURES, CLASSES = 90, 12, 4
@@ -79,6 +79,8 @@ def main(case: str, out: Path) -> None:
         (out / f"rank{rank}.txt").write_text(f"{type(error).__name__}: {error}")
         raise
     (out / f"rank{rank}.txt").write_text("done")
+    stats = distributed.LAST_STATS
+    (out / f"transport{rank}.txt").write_text(stats.transport if stats is not None else "")
     if rank == 0:
         np.savez(out / "weights.npz", *net.get_weights())
         (out / "history.json").write_text(json.dumps(history.history))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import distributed
+from fastnn import distributed, launcher
 
 from . import distributed_worker as worker
 from .conftest import backend_params
@@ -65,12 +65,17 @@ def test_shards_split_a_batch_into_nearly_equal_runs(rows: int, size: int) -> No
 
 
 def test_the_launchers_world_is_read_without_mpi(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (*distributed.SIZE_VARIABLES, *distributed.RANK_VARIABLES):
+    where = (launcher.SIZE_VARIABLES, launcher.RANK_VARIABLES, launcher.LOCAL_RANK_VARIABLES)
+    for name in itertools.chain(*where):
         monkeypatch.delenv(name, raising=False)
-    assert (distributed.launched_size(), distributed.launched_rank()) == (1, 0)
+    read = (launcher.launched_size, launcher.launched_rank, launcher.launched_local_rank)
+    assert [f() for f in read] == [1, 0, 0]
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
     monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "3")
-    assert (distributed.launched_size(), distributed.launched_rank()) == (4, 3)
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+    assert [f() for f in read] == [4, 3, 1]
+    monkeypatch.setenv("MPI_LOCALRANKID", "0")  # MPICH's, looked at first
+    assert launcher.launched_local_rank() == 0
 
 
 def test_distributed_without_mpi4py_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,6 +125,35 @@ def test_ranks_train_the_weights_of_one_process(
     assert logs.keys() == history.history.keys()
     for key, values in history.history.items():
         np.testing.assert_allclose(logs[key], values, rtol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["blocking", "overlap"])
+@pytest.mark.parametrize(("gpus", "transport"), [(2, "nccl"), (1, "mpi")], ids=["2 GPUs", "1 GPU"])
+@pytest.mark.parametrize("name", backend_params(("cupy-emulated",)))
+def test_ranks_on_their_own_gpus_sum_with_nccl(
+    name: str, gpus: int, transport: str, mode: str, tmp_path: Path
+) -> None:
+    """On the emulated GPU backend with a GPU for each rank, the gradients are summed by
+    NCCL on the devices (emulated: MPI over the arrays found at the addresses NCCL is
+    given) and train one process's weights; two ranks on one GPU, which NCCL refuses,
+    sum through the host."""
+    env = {"FASTNN_BACKEND": name, "FASTNN_ALLREDUCE": mode,
+           "FASTNN_EMULATED_DEVICES": str(gpus)}  # fmt: skip
+    result = launch(2, "train", tmp_path, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(tmp_path / f"transport{r}.txt").read_text() for r in range(2)] == [transport] * 2
+    with fastnn.use_backend(name):
+        net = worker.model()
+        net.fit(*worker.data(), **worker.FIT)
+    got = np.load(tmp_path / "weights.npz")
+    for i, want in enumerate(net.get_weights()):
+        np.testing.assert_allclose(got[f"arr_{i}"], want, rtol=1e-10, atol=1e-12)
+
+
+def test_a_bad_nccl_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(distributed.NCCL_ENV, "yes")
+    with pytest.raises(ValueError, match="FASTNN_NCCL must be 'auto' or 'off'; received 'yes'"):
+        distributed.nccl_setting()
 
 
 def test_ranks_with_different_models_are_refused_at_start(tmp_path: Path) -> None:

@@ -740,6 +740,28 @@ class Backend(ABC):
         """Where a fit runs its steps (a GPU backend's own stream, needed for capture)."""
         yield
 
+    # ------------------------------------------------- sums over distributed ranks
+    def nccl(self) -> Any | None:
+        """NCCL (CuPy's ``cupy.cuda.nccl``) when a distributed fit can sum this backend's
+        arrays on the device itself; None: they are summed through host memory."""
+        return None
+
+    def device_id(self) -> int:
+        """The number of the GPU this process computes on (0 on the CPU)."""
+        return 0
+
+    def device_address(self, a: Array) -> int:
+        """The device address of the first entry of a contiguous array."""
+        raise NotImplementedError(f"the {self.name} backend has no device arrays")
+
+    def stream_handle(self) -> int:
+        """The handle of the stream the current work is queued on (0: none)."""
+        return 0
+
+    def stream_done(self) -> Callable[[], bool]:
+        """A check that says whether the work queued so far has finished."""
+        return lambda: True
+
 
 def add_to_totals(totals: Array, value: float, rows: int, correct: float) -> None:
     """Add one step to host ``totals``, as kernels/cuda/losses.cu does on the device."""

@@ -21,6 +21,7 @@ memory model, timing and cuBLAS are the real GPU's business (``bench/gpu_check.s
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import random
 import threading
@@ -78,6 +79,7 @@ class Stream:
     def __init__(self, non_blocking: bool = False, null: bool = False) -> None:
         self.null = null
         self.non_blocking = non_blocking
+        self.ptr = 0 if null else id(self)  # what NCCL is handed: the stream's handle
         self._recording: list[Callable[[], None]] | None = None
 
     def __enter__(self) -> Stream:
@@ -116,6 +118,8 @@ class Stream:
 
 class Event:
     """Nothing to wait for: emulated work is done when its launch returns."""
+
+    done = True
 
     def synchronize(self) -> None:
         _refuse_in_capture("an event synchronisation")
@@ -438,16 +442,91 @@ class _Namespace(SimpleNamespace):
         return getattr(np, name)
 
 
-def _device_count() -> int:
-    return 1
+#: how many GPUs the emulation has (default 1): more let the tests give each rank of a
+#: distributed fit its own, as NCCL requires
+DEVICES_ENV = "FASTNN_EMULATED_DEVICES"
 
+
+def _device_count() -> int:
+    return int(os.environ.get(DEVICES_ENV, "1"))
+
+
+class Device:
+    """A GPU by number; ``use`` makes it the current one (nothing else changes here)."""
+
+    def __init__(self, device: int | None = None) -> None:
+        self.id = _device.local.__dict__.get("device", 0) if device is None else device
+
+    def use(self) -> None:
+        if not 0 <= self.id < _device_count():
+            raise ValueError(f"CUDA error: invalid device ordinal {self.id}")
+        _device.local.device = self.id
+
+
+class _NcclCommunicator:
+    """NCCL's communicator of one GPU a process, its sums made by MPI over the emulated
+    device arrays' host memory (found from their addresses, as NCCL is given them)."""
+
+    def __init__(self, ndev: int, comm_id: bytes, rank: int) -> None:
+        from mpi4py import MPI
+
+        self._mpi = MPI
+        self._comm = MPI.COMM_WORLD.Dup()  # collective: every rank makes its communicator
+        if (self._comm.Get_size(), self._comm.Get_rank()) != (ndev, rank):
+            raise RuntimeError(f"NCCL error: rank {rank} of {ndev} in a world of another size")
+
+    def allReduce(  # NCCL's name
+        self, sendbuf: int, recvbuf: int, count: int, datatype: int, op: int, stream: int
+    ) -> None:
+        if op != nccl.NCCL_SUM:
+            raise NotImplementedError("the emulated NCCL sums only")
+        dtype = np.dtype(_NCCL_TYPES[datatype])
+        send, recv = (_at(address, count, dtype) for address in (sendbuf, recvbuf))
+
+        def work() -> None:
+            source = self._mpi.IN_PLACE if sendbuf == recvbuf else send
+            self._comm.Allreduce(source, recv, op=self._mpi.SUM)
+
+        _run("nccl", work, writes=True)
+
+    def check_async_error(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self._comm.Free()
+
+    def destroy(self) -> None:
+        self._comm.Free()
+
+
+def _at(address: int, count: int, dtype: np.dtype) -> np.ndarray:
+    """The ``count`` entries of ``dtype`` at host ``address`` (an emulated device array's)."""
+    buffer = (ctypes.c_char * (count * dtype.itemsize)).from_address(address)
+    return np.frombuffer(memoryview(buffer), dtype, count)
+
+
+def _unique_id() -> bytes:
+    return os.urandom(128)
+
+
+_NCCL_TYPES = {7: np.float32, 8: np.float64}
+nccl = SimpleNamespace(
+    available=True,
+    NCCL_FLOAT32=7,
+    NCCL_FLOAT64=8,
+    NCCL_SUM=0,
+    NcclCommunicator=_NcclCommunicator,
+    get_unique_id=_unique_id,
+)
 
 cuda = SimpleNamespace(
     Stream=Stream,
     Event=Event,
     Graph=Graph,
+    Device=Device,
     get_current_stream=get_current_stream,
     runtime=SimpleNamespace(getDeviceCount=_device_count),
+    nccl=nccl,
 )
 
 xp = _Namespace(

@@ -52,6 +52,7 @@ from fastnn.backends.cuda_kernels import (
     update_scalars,
 )
 from fastnn.backends.numpy_backend import NumpyBackend, require_columns, require_entries
+from fastnn.launcher import launched_local_rank, launched_size
 
 THREADS = 256  # per block: a whole number of warps
 MAX_BLOCKS = 65_535  # grid-stride loops cover the rest
@@ -106,6 +107,8 @@ class CupyBackend(NumpyBackend):
     def __init__(self) -> None:
         super().__init__()
         self.xp = self._array_module()
+        if launched_size() > 1:  # one GPU a rank of a machine, in turn, as NCCL needs
+            self.xp.cuda.Device(launched_local_rank() % self.xp.cuda.runtime.getDeviceCount()).use()
         self._kernels = KernelCache(self.xp)
         self._tables: dict[tuple[int, ...], tuple[Array, tuple[Array, ...]]] = {}
         #: gradient_norms buffers by number of parameters (see _norm_buffers)
@@ -481,6 +484,27 @@ class CupyBackend(NumpyBackend):
         self._launch(kernel, scores.size, (scores, targets, scores.dtype.type(threshold), count,
                                            np.int64(scores.size)))  # fmt: skip
         return count
+
+    # ------------------------------------------------- sums over distributed ranks
+    def nccl(self) -> Any | None:
+        nccl = getattr(self.xp.cuda, "nccl", None)
+        if nccl is None:  # CuPy may load it only when asked
+            with contextlib.suppress(ImportError):
+                nccl = importlib.import_module("cupy.cuda.nccl")
+        return nccl if getattr(nccl, "available", False) else None
+
+    def device_id(self) -> int:
+        return int(self.xp.cuda.Device().id)
+
+    def device_address(self, a: Array) -> int:
+        return self._address(a)
+
+    def stream_handle(self) -> int:
+        return int(self.xp.cuda.get_current_stream().ptr)
+
+    def stream_done(self) -> Callable[[], bool]:
+        event = self.xp.cuda.get_current_stream().record()
+        return lambda: bool(event.done)
 
     # ------------------------------------------------------------ mini-batches
     def _address(self, a: Array) -> int:
