@@ -281,7 +281,8 @@ class Trainer:
             except TrainingDivergedError:
                 if not quietly:
                     raise
-                print(f"Batch {i}: Invalid loss, terminating training")
+                if step.group is None or step.group.rank == 0:  # one line for the job
+                    print(f"Batch {i}: Invalid loss, terminating training")
                 model.stop_training = True
                 break
             if tally.confusion is not None and step.outputs is not None:  # never replayed

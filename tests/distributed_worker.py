@@ -69,6 +69,9 @@ def main(case: str, out: Path) -> None:
         fit["sparse_inputs"] = True
     if case in ("raise", "die") and rank == 1:
         fail_at_third_step(net, case)
+    if case == "nan":  # a rate that overflows the weights: every rank's summed loss is NaN
+        net.optimizer.learning_rate = 1e300
+        fit["callbacks"] = [fastnn.callbacks.TerminateOnNaN()]
     if case == "interrupt":
         x, y = np.tile(x, (200, 1)), np.tile(y, 200)
         fit.update(epochs=1000, validation_split=0.0)

@@ -174,6 +174,13 @@ def test_a_rank_that_raises_stops_every_rank_at_that_step(tmp_path: Path) -> Non
     )
 
 
+def test_terminate_on_nan_stops_every_rank_and_says_so_once(tmp_path: Path) -> None:
+    result = launch(2, "nan", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(ended(tmp_path, r) == "done" for r in range(2))
+    assert result.stdout.count("Invalid loss, terminating training") == 1, result.stdout
+
+
 def test_a_rank_that_dies_ends_the_job_within_the_timeout(tmp_path: Path) -> None:
     started = time.monotonic()
     result = launch(2, "die", tmp_path, {"FASTNN_DISTRIBUTED_TIMEOUT": "5"}, timeout=60)
