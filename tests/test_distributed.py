@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -148,6 +149,35 @@ def test_ranks_on_their_own_gpus_sum_with_nccl(
     got = np.load(tmp_path / "weights.npz")
     for i, want in enumerate(net.get_weights()):
         np.testing.assert_allclose(got[f"arr_{i}"], want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", backend_params(("cupy", "cupy-emulated")))
+def test_nccl_sums_in_place_on_this_device(name: str) -> None:
+    """One rank's NCCL communicator on this process's GPU (emulated: MPI's world of one):
+    sums of float32 and float64 arrays, queued on the stream and waited for, leave them as
+    they are. Trivial in its numbers, but on a GPU machine (bench/gpu_check.sh runs it)
+    it is where NCCL's own calls meet a GPU: the addresses, counts, type codes and stream."""
+    backend = fastnn.get_backend(name)
+    nccl = backend.nccl()
+    if nccl is None:
+        pytest.skip("this CuPy has no NCCL")
+    if name == "cupy-emulated":
+        pytest.importorskip("mpi4py", reason='the emulated NCCL is MPI: pip install -e ".[mpi]"')
+
+    def give_up(what: str) -> None:
+        raise AssertionError(f"{what} did not finish")
+
+    group = SimpleNamespace(rank=0, size=1, timeout=30.0, broadcast=lambda v: v, give_up=give_up)
+    sums = distributed.DeviceSums(group, backend, nccl)  # type: ignore[arg-type]
+    try:
+        for dtype in ("float32", "float64"):
+            want = np.linspace(-2, 3, 11).astype(dtype)
+            values = backend.asarray(want)
+            sums.sum(values)
+            sums.wait("a test's sum")
+            np.testing.assert_array_equal(backend.to_numpy(values), want)
+    finally:
+        sums.close()
 
 
 def test_a_bad_nccl_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
