@@ -334,6 +334,7 @@ class GradientSum:
         self.share, self.overlap, self.stats = share, overlap, stats
         self._places = {id(grad): i for i, grad in enumerate(self.order)}
         self._posted: list[tuple[Array, Array, Any]] = []  # (array, its buffer, request)
+        self._queued = False  # whether NCCL sums are queued on the GPU
 
     def add(self, grads: Sequence[Array]) -> None:
         """The gradients of a layer whose backward is done (those of ``order``)."""
@@ -361,9 +362,9 @@ class GradientSum:
 
     def _post(self, grad: Array) -> None:
         buffer = self._buffer(grad)
-        if buffer is grad and self._on_device(grad):
-            assert self.group.device is not None
-            self.group.device.sum(grad)  # queued on the GPU: nothing to wait for here
+        if self.group.device is not None and buffer is grad and self._on_device(grad):
+            self.group.device.sum(grad)  # queued on the GPU: waited for in finish
+            self._queued = True
             self._posted.append((grad, buffer, None))
         else:
             self._posted.append((grad, buffer, self.group._post(buffer)))
@@ -391,7 +392,7 @@ class GradientSum:
                 self.group._wait(request, "the gradients' sum")
             if buffer is not grad:
                 self.backend.copy_from_host(grad, buffer.astype(grad.dtype, copy=False))
-        if self.group.device is not None and any(self._on_device(g) for g in self.order):
+        if self.group.device is not None and self._queued:
             self.group.device.wait("the gradients' sum")
         self.stats.wait_seconds += time.perf_counter() - started
         self.stats.steps += 1

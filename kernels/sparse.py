@@ -145,7 +145,10 @@ def run_start(indptr: np.ndarray, part: int, parts: int) -> int:
 def bias_relu(row: np.ndarray, bias: np.ndarray, relu: bool) -> None:
     """``row (H,) = act(row + bias)`` in place, act ReLU or none; an empty ``bias`` adds
     nothing. The same operations, in the same order, as ``kernels/elementwise``'s
-    ``bias_activation``, so the same results; NaN passes ReLU, as in np.maximum."""
+    ``bias_activation``, so the same results; NaN passes ReLU, as in np.maximum. One
+    array read and written, not ``bias_activation(row, bias, row)``: LLVM cannot prove
+    an ``out`` that is its input safe and runs such a loop scalar (24 us against 6 us
+    on 128 x 512)."""
     zero = row.dtype.type(0)
     add = bias.shape[0] > 0
     for c in range(row.shape[0]):
@@ -170,8 +173,8 @@ def matmul(
     bias (H,) or empty (none), act ReLU or none; the rows of ``out`` split into ``parts``
     runs of about the same number of entries (:func:`run_start`) over the thread pool.
     Each row gets its bias and activation while it is still in L1: a pass over ``out``
-    less (measured: 2 us against 13 us for a separate pass over a 128 x 512 batch in a
-    training step)."""
+    less (in a `keras` training step, the separate pass over the 128 x 512 batch took
+    about 25 us: the step's bias_activation time fell from 27 us to 2 us, layer 2's)."""
     finish = relu or bias.shape[0] > 0
     for part in prange(parts):
         for r in range(run_start(indptr, part, parts), run_start(indptr, part + 1, parts)):
@@ -196,8 +199,8 @@ def by_column(
     ``counts`` (parts, F) int64: the rows are split into that many runs over the thread
     pool; each run counts its entries per column, the serial pass turns the counts into
     where each run's entries of each column go (the runs in row order, so the sort stays
-    stable), and each run then places its own (measured on 128-row MNIST batches: 24 us
-    against 46 us on one thread)."""
+    stable), and each run then places its own (measured on 128-row MNIST batches: 42 us
+    against 49 us on one thread, medians of 150 batches)."""
     parts, columns = counts.shape
     rows = indptr.shape[0] - 1
     for part in prange(parts):
