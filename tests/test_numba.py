@@ -114,6 +114,15 @@ def test_elementwise_and_softmax_properties(name: str, data: Any, dtype: type) -
             REF.bias_activation(x.copy(), bias, activation),
             dt,
         )
+    # in place, as layers call them (written through a scratch): the same numbers
+    for activation in ("linear", "relu", "sigmoid"):
+        in_place = x.copy()
+        backend.bias_activation(in_place, bias, activation, out=in_place)
+        np.testing.assert_array_equal(in_place, backend.bias_activation(x, bias, activation))
+    for op in ("relu_backward", "sigmoid_backward"):
+        in_place = dy.copy()
+        getattr(backend, op)(in_place, x, out=in_place)
+        np.testing.assert_array_equal(in_place, getattr(backend, op)(dy, x))
     for activation in ("relu", "sigmoid"):  # relu's is one pass: the gradient and its sums
         sums, ref_sums = np.empty(x.shape[1], dt), np.empty(x.shape[1], dt)
         got = backend.bias_activation_backward(dy.copy(), x, activation, sums)
