@@ -23,11 +23,12 @@ Without mpi4py, ``distributed=True`` is refused with what to install.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,11 +182,14 @@ class Group:
     def give_up(self, what: str) -> None:
         """Say which wait ran out, and abort the job (every rank's process)."""
         epoch, step = self.where
-        sys.stderr.write(
-            f"fastnn rank {self.rank}: the other ranks did not reach {what} at epoch "
-            f"{epoch + 1}, step {step + 1} within {self.timeout:g} s "
-            f"(${TIMEOUT_ENV}); a rank died or hangs: aborting the job\n"
+        self.abort(
+            f"the other ranks did not reach {what} at epoch {epoch + 1}, step {step + 1} "
+            f"within {self.timeout:g} s (${TIMEOUT_ENV}); a rank died or hangs"
         )
+
+    def abort(self, why: str) -> None:
+        """Say ``why`` on stderr, and abort the job (every rank's process)."""
+        sys.stderr.write(f"fastnn rank {self.rank}: {why}: aborting the job\n")
         sys.stderr.flush()
         self.comm.Abort(3)
 
@@ -270,6 +274,22 @@ def nccl_setting() -> str:
     return text
 
 
+def within(seconds: float, start: Callable[[], Any]) -> Any:
+    """``start()``, or the process ended (exit status 1, every thread's stack on stderr
+    under "Timeout") if it has not returned after ``seconds``.
+
+    NCCL's communicator start waits until every rank has joined, inside one call that
+    holds the GIL, so a rank that never joins would leave the others there for ever, and
+    no Python thread could time it out. faulthandler's watchdog is a thread of C that
+    needs no GIL; it replaces any watchdog the user armed with
+    ``faulthandler.dump_traceback_later``, and is cancelled on return."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        return start()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
 class DeviceSums:
     """Sums of device arrays over the ranks by NCCL, each rank on its own GPU, with no
     copy through the host: rank 0 makes the communicator's id, MPI hands it to the others.
@@ -278,12 +298,19 @@ class DeviceSums:
     gradient and ahead of the update that reads it. :meth:`wait` bounds the wait for the
     queued sums as :class:`Group` bounds MPI's: a rank that never joins them would leave
     the others' GPUs waiting for ever, so past the timeout the communicator is aborted and
-    the job with it."""
+    the job with it. The communicator's start is bounded too (:func:`within`), and a rank
+    whose start fails aborts the job at once: the others are inside NCCL's start."""
 
     def __init__(self, group: Group, backend: Backend, nccl: Any) -> None:
         self.group, self.backend, self.nccl = group, backend, nccl
         token = group.broadcast(nccl.get_unique_id() if group.rank == 0 else None)
-        self.comm = nccl.NcclCommunicator(group.size, token, group.rank)
+        try:
+            self.comm = within(
+                group.timeout, lambda: nccl.NcclCommunicator(group.size, token, group.rank)
+            )
+        except Exception as error:  # the others wait inside NCCL's start: end them all
+            group.abort(f"NCCL's communicator failed to start ({type(error).__name__}: {error})")
+            raise
         self.types = {
             np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64
         }  # fmt: skip

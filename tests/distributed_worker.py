@@ -3,7 +3,9 @@
 
 Cases: ``train`` (rank 0 writes the weights and history), ``mismatch`` (rank 1 builds a
 wider model), ``raise`` (rank 1 fails in its third step), ``die`` (rank 1 exits in its
-third step), ``interrupt`` (a long fit, stopped by Ctrl-C on the launcher). Every rank
+third step), ``interrupt`` (a long fit, stopped by Ctrl-C on the launcher), and on the
+emulated GPU backend ``nccl-fails`` and ``nccl-stalls`` (rank 1's NCCL communicator
+raises, or never returns, when it starts). Every rank
 writes ``rank<r>.txt``: "done", or the class and message of the error that ended it.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,19 @@ def fail_at_third_step(net: fastnn.Sequential, how: str) -> None:
     net._forward_backward = failing  # type: ignore[method-assign]
 
 
+def break_nccl_start(how: str) -> None:
+    """This rank's (emulated) NCCL communicator raises, or never returns, at its start."""
+    from fastnn.backends import cuda_emulation
+
+    def broken(*args: Any) -> None:
+        if how == "nccl-fails":
+            raise RuntimeError("NCCL error: unhandled cuda error (on purpose)")
+        while True:  # never joins the others
+            time.sleep(1)
+
+    cuda_emulation.nccl.NcclCommunicator = broken
+
+
 def main(case: str, out: Path) -> None:
     from mpi4py import MPI
 
@@ -69,6 +85,8 @@ def main(case: str, out: Path) -> None:
         fit["sparse_inputs"] = True
     if case in ("raise", "die") and rank == 1:
         fail_at_third_step(net, case)
+    if case in ("nccl-fails", "nccl-stalls") and rank == 1:
+        break_nccl_start(case)
     if case == "nan":  # a rate that overflows the weights: every rank's summed loss is NaN
         net.optimizer.learning_rate = 1e300
         fit["callbacks"] = [fastnn.callbacks.TerminateOnNaN()]

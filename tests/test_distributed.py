@@ -219,6 +219,28 @@ def test_a_rank_that_dies_ends_the_job_within_the_timeout(tmp_path: Path) -> Non
     assert not (tmp_path / "rank0.txt").exists() or ended(tmp_path, 0) != "done"
 
 
+@pytest.mark.parametrize("case", ["nccl-fails", "nccl-stalls"])
+@pytest.mark.parametrize("name", backend_params(("cupy-emulated",)))
+def test_a_rank_whose_nccl_start_fails_or_stalls_ends_the_job(
+    name: str, case: str, tmp_path: Path
+) -> None:
+    """NCCL's start waits for every rank inside one call: a rank whose start raises
+    aborts the job at once, saying why; one whose start never returns leaves the others
+    to their watchdog, which ends them after the timeout."""
+    env = {"FASTNN_BACKEND": name, "FASTNN_EMULATED_DEVICES": "2",
+           "FASTNN_DISTRIBUTED_TIMEOUT": "5"}  # fmt: skip
+    started = time.monotonic()
+    result = launch(2, case, tmp_path, env, timeout=90)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 60
+    assert not any((tmp_path / f"rank{r}.txt").exists() for r in (0, 1))  # none trained
+    said = result.stdout + result.stderr
+    if case == "nccl-fails":
+        assert "fastnn rank 1: NCCL's communicator failed to start (RuntimeError: " in said
+    else:
+        assert "Timeout" in said and " in within" in said, said  # the watchdog's stacks
+
+
 def test_ctrl_c_on_the_launcher_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
     command = [mpiexec(), "-n", "2", sys.executable, str(WORKER), "interrupt", str(tmp_path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
