@@ -219,6 +219,13 @@ def test_a_rank_that_dies_ends_the_job_within_the_timeout(tmp_path: Path) -> Non
     assert not (tmp_path / "rank0.txt").exists() or ended(tmp_path, 0) != "done"
 
 
+def test_the_watchdog_of_a_start_is_cancelled_when_it_returns() -> None:
+    """:func:`distributed.within` gives the start's result, and its watchdog does not
+    fire afterwards (it would end this process)."""
+    assert distributed.within(0.3, lambda: 7) == 7
+    time.sleep(0.6)  # past the watchdog's time: still here
+
+
 @pytest.mark.parametrize("case", ["nccl-fails", "nccl-stalls"])
 @pytest.mark.parametrize("name", backend_params(("cupy-emulated",)))
 def test_a_rank_whose_nccl_start_fails_or_stalls_ends_the_job(
