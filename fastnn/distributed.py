@@ -282,8 +282,14 @@ def within(seconds: float, start: Callable[[], Any]) -> Any:
     holds the GIL, so a rank that never joins would leave the others there for ever, and
     no Python thread could time it out. faulthandler's watchdog is a thread of C that
     needs no GIL; it replaces any watchdog the user armed with
-    ``faulthandler.dump_traceback_later``, and is cancelled on return."""
-    faulthandler.dump_traceback_later(seconds, exit=True)
+    ``faulthandler.dump_traceback_later``, and is cancelled on return. It writes to the
+    process's own stderr; where that has no file descriptor (a notebook may have none),
+    the start runs unwatched."""
+    stream = sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
+    try:
+        faulthandler.dump_traceback_later(seconds, exit=True, file=stream)
+    except (OSError, ValueError, RuntimeError, AttributeError):  # no descriptor to write to
+        return start()
     try:
         return start()
     finally:

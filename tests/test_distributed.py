@@ -3,6 +3,7 @@ process's weights; a failing, dying, disagreeing or interrupted rank stops them 
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -224,6 +225,16 @@ def test_the_watchdog_of_a_start_is_cancelled_when_it_returns() -> None:
     fire afterwards (it would end this process)."""
     assert distributed.within(0.3, lambda: 7) == 7
     time.sleep(0.6)  # past the watchdog's time: still here
+
+
+def test_a_start_runs_unwatched_where_stderr_has_no_descriptor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As in a notebook, whose stderr is an object without a file descriptor."""
+    monkeypatch.setattr(sys, "__stderr__", io.StringIO())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert distributed.within(0.3, lambda: 7) == 7
+    time.sleep(0.6)
 
 
 @pytest.mark.parametrize("case", ["nccl-fails", "nccl-stalls"])
