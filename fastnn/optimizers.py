@@ -193,11 +193,12 @@ class Optimizer:
         rest = [j for j in range(len(params)) if j != i]
         backend.apply_updates(rule, [params[j] for j in rest], [grads[j] for j in rest],
                               [slots[j] for j in rest], hyper, self._state)  # fmt: skip
-        step = self.iterations  # this step's number: apply_updates counted it
         stamps = None
         if "velocity" in slots[i]:
+            step = self.iterations  # this step's number: apply_updates counted it
             stamps = self._stamps(backend, i, params[i], step, float(hyper["rho"]))
-        backend.sparse_update(rule, sparse.x, sparse.dz, params[i], slots[i], hyper, stamps, step)
+        backend.sparse_update(rule, sparse.x, sparse.dz, params[i], slots[i], hyper, stamps,
+                              self._state)  # fmt: skip
 
     def _stamps(self, backend: Backend, index: int, param: Array, step: int, rho: float) -> Array:
         """The stamps of parameter ``index``'s velocity rows for step ``step`` under

@@ -277,7 +277,8 @@ class Trainer:
                     if step.group is not None:
                         step.run_shard(i, rows, picks, interrupt.requested)
                     else:
-                        backend.run_step(functools.partial(step.run, rows), key)
+                        check = step.check_loss if backend.synchronous else None
+                        backend.run_step(functools.partial(step.run, rows), key, check)
             except TrainingDivergedError:
                 if not quietly:
                     raise

@@ -13,7 +13,8 @@ optimizer state, workspace buffers kept per batch shape, and the pass's bookkeep
 step cursor and the totals the loss adds to). Nothing is read back during a pass: the
 loss and the accuracy count of every step are summed on the backend and read once at the
 end. So a GPU backend runs a step as about ten launches and, after one eager run,
-replays it as a single CUDA graph (``Backend.run_step``).
+replays it as a single CUDA graph, and the numba backend replays the backend calls it
+recorded, without the Python around them (``Backend.run_step``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from fastnn.backends.base import (
     CORRECT,
     FIRST_BAD_LOSS,
     FIRST_BAD_STEP,
+    LAST_LOSS,
     LOSS_SUM,
     TOTALS_START,
     Count,
@@ -279,7 +281,9 @@ class Step:
         """What a replay of a step of ``rows`` rows depends on; None if it cannot replay.
 
         The arrays' part is built once per epoch, after the optimizer's first step has
-        made its state; the settings' part every step (hooks may change the rate).
+        made its state; the settings' part every step (hooks may change the rate), with
+        the stamps of lazily decayed rows, which a fused step makes anew after its
+        optimizer's state has been settled (read or saved).
         """
         model, optimizer = self.model, self.optimizer
         confusion = model.compiled is not None and model.compiled.confusion_metrics
@@ -290,9 +294,17 @@ class Step:
                       model._workspace, *self.params, *self.grads,
                       *optimizer.slot_arrays())  # fmt: skip
             self.arrays = tuple(Identity(a) for a in arrays)
+        lazy = None if optimizer._lazy is None else Identity(optimizer._lazy.stamps)
         return (rows, self.batch_size, optimizer.update_rule,
                 tuple(optimizer.hyperparameters().values()), optimizer.adjustment,
-                self.arrays)  # fmt: skip
+                self.arrays, self.fused, lazy)  # fmt: skip
+
+    def check_loss(self) -> None:
+        """Stop before the updates if this step's loss (the totals' last) is not finite:
+        what :meth:`run` checks, for a step the backend replays."""
+        value = float(self.state.totals[LAST_LOSS])
+        if not math.isfinite(value):
+            raise diverged(value, self.model._epoch, self.model._step, after_epoch=False)
 
     def run(self, rows: int) -> None:
         """One step on the next ``rows`` rows; :attr:`outputs` keeps what the metrics read.

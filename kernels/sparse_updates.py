@@ -40,7 +40,7 @@ def update_rows(
     param: np.ndarray,
     velocity: np.ndarray,
     stamps: np.ndarray,
-    step: int,
+    state: np.ndarray,
     learning_rate: float,
     rho: float,
     one_minus_rho: float,
@@ -54,12 +54,14 @@ def update_rows(
     X^T in compressed rows (column j's entries: ``rows_of`` and ``values_of`` at
     ``starts[j]:starts[j + 1]``, from ``kernels/sparse.by_column``), dz (B, H); RMSprop
     also takes ``velocity`` (F, H) and ``stamps`` (F,) int64 (the step each row's
-    velocity is current at) and ``step``, the number of this one. ``grad_rows`` (parts,
+    velocity is current at); ``state[0]`` is the number of this step (the optimizer's
+    count, uint64). ``grad_rows`` (parts,
     H): a gradient row per part; the rows of ``param`` are split into that many runs
     of about the same number of entries (``kernels/sparse.run_start``) over the thread pool.
     """
     rmsprop = velocity.shape[0] > 0
     parts = grad_rows.shape[0]
+    step = np.int64(state[0])
     for part in prange(parts):
         g = grad_rows[part]
         for j in range(run_start(starts, part, parts), run_start(starts, part + 1, parts)):

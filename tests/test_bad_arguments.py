@@ -42,6 +42,7 @@ from fastnn import (
     sparse,
     threads,
 )
+from fastnn.backends import replay
 from fastnn.datasets import mnist
 
 TROUBLESHOOTING = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
@@ -377,6 +378,8 @@ CASES: list[Case] = [
          ("sparse_inputs='yes'", "'auto', True or False")),
     Case("sparse-env-unknown", _with_env("FASTNN_SPARSE", "1", sparse.resolve_sparse), E,
          ("FASTNN_SPARSE='1'", "'auto', 'on' or 'off'")),
+    Case("replay-env-unknown", _with_env("FASTNN_STEP_REPLAY", "maybe", replay.replay_wanted),
+         E, ("FASTNN_STEP_REPLAY='maybe'", "1 (on) or 0 (off)")),
     # ---- files, data, recipes
     Case("trainable-changed", _freeze_after_training, E,
          ("trains 2 weights but this optimizer has state for 4", "compile")),

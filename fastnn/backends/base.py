@@ -121,8 +121,8 @@ class Backend(ABC):
     #: False when ops only queue work (a GPU): scalars they return are read back on
     #: demand, and training reads them once per epoch rather than once per step.
     synchronous: ClassVar[bool] = True
-    #: True when :meth:`run_step` may replay a step instead of running it (CUDA graphs):
-    #: only then is a step's key worth building.
+    #: True when :meth:`run_step` may replay a step instead of running it (CUDA graphs,
+    #: recorded calls): only then is a step's key worth building.
     replays_steps: ClassVar[bool] = False
     #: interface methods this backend leaves to the NumPy code it inherits (on a GPU, to
     #: CuPy's own operations) for every operand: the ones with no kernel of its own
@@ -676,13 +676,15 @@ class Backend(ABC):
         slots: Mapping[str, Array],
         hyper: dict[str, Any],
         stamps: Array | None,
-        step: int,
+        state: Array,
     ) -> None:
-        """Step ``step`` of ``rule`` on ``param`` (F, H) with the gradient ``x.T @ dz``
-        (x (B, F) compressed rows, dz (B, H)), touching only the rows the gradient has
-        nonzeros in. RMSprop's velocity of the other rows decays lazily: ``stamps`` (F,)
-        int64 holds the step each row is current at (None for SGD, which has no state);
-        :meth:`settle_rows` catches up."""
+        """One step of ``rule`` on ``param`` (F, H) with the gradient ``x.T @ dz`` (x (B, F)
+        compressed rows, dz (B, H)), touching only the rows the gradient has nonzeros in.
+        The step's number is ``state[0]`` (the optimizer's count, which
+        :meth:`apply_updates` has advanced for this step): read here, not passed as a
+        number, so a replayed step's calls are the same every step. RMSprop's velocity of
+        the other rows decays lazily: ``stamps`` (F,) int64 holds the step each row is
+        current at (None for SGD, which has no state); :meth:`settle_rows` catches up."""
         raise NotImplementedError(f"the {self.name} backend has no fused sparse updates")
 
     def settle_rows(self, velocity: Array, stamps: Array, step: int, rho: float) -> None:
@@ -730,9 +732,16 @@ class Backend(ABC):
         """Overwrite the backend array ``dst`` with host values of its shape."""
         dst[...] = self.asarray(values, dst.dtype)
 
-    def run_step(self, step: Callable[[], None], key: Hashable | None) -> None:
+    def run_step(
+        self,
+        step: Callable[[], None],
+        key: Hashable | None,
+        check: Callable[[], None] | None = None,
+    ) -> None:
         """Run a training step. ``key`` (None: not replayable) names steps that use the
-        same buffers and settings; a GPU backend may replay those as one CUDA graph."""
+        same buffers and settings; a backend may replay those (a GPU as one CUDA graph,
+        the numba backend as its recorded calls: ``fastnn/backends/replay.py``), then
+        calling ``check`` once the step's loss is made, before its updates."""
         step()
 
     @contextlib.contextmanager

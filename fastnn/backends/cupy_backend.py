@@ -716,8 +716,13 @@ class CupyBackend(NumpyBackend):
             yield
         outer.wait_event(stream.record())
 
-    def run_step(self, step: Callable[[], None], key: Hashable | None) -> None:
-        self._graphs.run(step, key)
+    def run_step(
+        self,
+        step: Callable[[], None],
+        key: Hashable | None,
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        self._graphs.run(step, key)  # asynchronous: the losses are checked once an epoch
 
     def graph_status(self) -> dict[str, Any]:
         """Whether training steps are replayed as CUDA graphs, how many, and why not."""

@@ -18,10 +18,11 @@ the matmul kernels use numba's thread pool; see :func:`fastnn.kernels.threads.co
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -41,6 +42,7 @@ from fastnn.backends.numpy_backend import (
     require_columns,
     require_entries,
 )
+from fastnn.backends.replay import StepTapes, replay_wanted
 from fastnn.extras import install_hint
 from fastnn.sparse import SparseRows, index_dtype
 
@@ -175,6 +177,7 @@ class NumbaBackend(NumpyBackend):
     """NumPy arrays; kernels from ``fastnn.kernels`` for every op where they win."""
 
     name: ClassVar[str] = "numba"
+    replays_steps: ClassVar[bool] = True
     # tanh needs SIMD tanh, which NumPy has and Numba does not; multiply and the dropout
     # mask are one NumPy pass already; products go to NumPy's BLAS except the thin ones
     inherited_ops: ClassVar[frozenset[str]] = frozenset({"tanh", "multiply", "dropout_mask"})
@@ -210,6 +213,23 @@ class NumbaBackend(NumpyBackend):
         self._local = threading.local()
         #: update launches by their settings (see _launch)
         self._launches: dict[tuple[Any, ...], UpdateLaunch] = {}
+        #: training steps replayed as their recorded calls (see run_step)
+        self._tapes = StepTapes(self)
+
+    def run_step(
+        self,
+        step: Callable[[], None],
+        key: Hashable | None,
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        # the Python around a step's dozen calls took about a sixth of a keras epoch
+        self._tapes.run(step, key, check)
+
+    @contextlib.contextmanager
+    def training_stream(self) -> Iterator[None]:
+        replay_wanted()  # a bad FASTNN_STEP_REPLAY is refused before the first step
+        with self._tapes.fit():
+            yield
 
     def kernels_cached(self) -> bool:
         # Numba keeps compiled kernels on disk (kernels/jit.py), an index file per kernel
@@ -384,7 +404,7 @@ class NumbaBackend(NumpyBackend):
         slots: Mapping[str, Array],
         hyper: dict[str, Any],
         stamps: Array | None,
-        step: int,
+        state: Array,
     ) -> None:
         dtype = param.dtype
         cast, tiny = dtype.type, _tiny(dtype)
@@ -404,7 +424,7 @@ class NumbaBackend(NumpyBackend):
         # 1 - rho rounded once from the float, as the dense update's kernel has it
         epsilon = hyper.get("epsilon", 0.0)
         self._sparse_updates.update_rows(
-            starts, rows_of, values_of, dz, param, velocity, stamps, step,
+            starts, rows_of, values_of, dz, param, velocity, stamps, state,
             lr, cast(rho), cast(1.0 - rho), cast(epsilon), tiny, grad_rows,
         )  # fmt: skip
 

@@ -46,6 +46,12 @@ NO_GRAPHS = " (no graphs)"  # the label of a GPU backend's eager variant
 Progress = Callable[[str], None]
 
 
+def _graphs(backend: Any) -> bool:
+    """Whether ``backend`` replays training steps as CUDA graphs (a GPU backend); the
+    numba backend's replays are its recorded calls, with no switch of their own here."""
+    return bool(backend.replays_steps and not backend.synchronous)
+
+
 @dataclass
 class Options:
     """What to run. ``quick`` shrinks every workload to a few seconds in all."""
@@ -71,7 +77,7 @@ class Options:
         off, or both, as ``graphs`` says; any other backend once."""
         chosen = []
         for name in self.backends:
-            if not get_backend(name).replays_steps:
+            if not _graphs(get_backend(name)):
                 chosen.append((name, name))
                 continue
             if self.graphs in ("on", "both"):
@@ -175,7 +181,7 @@ def run(options: Options, progress: Progress = lambda _: None) -> dict[str, Any]
     result["graphs"] = {
         name: backend.graph_status()  # type: ignore[attr-defined]
         for name in options.backends
-        if (backend := get_backend(name)).replays_steps
+        if _graphs(backend := get_backend(name))
     }
     result["skipped"] = options.skipped
     return result
