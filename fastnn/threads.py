@@ -40,6 +40,12 @@ ENV_VAR = "FASTNN_THREADS"
 MODES = ("auto", "system")
 #: steps timed under each setting per probe, alternating between them
 PROBE_STEPS = 3
+#: timed steps a pass runs before its first probe: its first steps make the buffers and,
+#: on numba, are recorded for replay (fastnn/backends/replay.py), so a probe among them
+#: compared those, not the pass's steps (measured: a keras epoch as a fit of its own, 8
+#: alternated fits, put 47-114 of 469 steps on one thread in 3 of them; after 4 steps,
+#: 9 steps in each of 12)
+FIRST_PROBE_AFTER = 4
 #: steps between probes: starts short, doubles each time a probe confirms the choice
 FIRST_INTERVAL = 32
 MAX_INTERVAL = 1024
@@ -267,7 +273,7 @@ def pass_threads(
         elif setting == "auto":
             widest = pools.widest
             if widest > 1 and (steps is None or steps >= MIN_TUNED_STEPS):
-                yield Tuner((widest, 1), pools.set)
+                yield Tuner((widest, 1), pools.set, until_probe=FIRST_PROBE_AFTER)
             else:  # every core, as a probe's first choice would be
                 pools.set(widest)
                 yield Fixed(None, None)
