@@ -16,6 +16,17 @@ _seed_lock = threading.Lock()
 _seed_source: np.random.Generator | None = None
 
 
+def switch(variable: str) -> bool | None:
+    """An on/off environment variable: True when unset, empty or on (1, on, true, yes),
+    False when off (0, off, false, no), None for anything else (the caller says why)."""
+    value = os.environ.get(variable, "").strip().lower()
+    if value in ("", "1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    return None
+
+
 def resolve_dtype(dtype: object = None) -> np.dtype:
     """The float dtype to compute in: ``dtype`` if given, else ``$FASTNN_DTYPE``, else float32.
 

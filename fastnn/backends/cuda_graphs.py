@@ -14,16 +14,17 @@ import warnings
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from fastnn.config import switch
+
 GRAPHS_VAR = "FASTNN_CUDA_GRAPHS"
 
 
 def graphs_wanted() -> bool:
     """``FASTNN_CUDA_GRAPHS``: unset or 1 replays training steps as CUDA graphs; 0 does not."""
-    value = os.environ.get(GRAPHS_VAR, "").strip().lower()
-    if value in ("", "1", "on", "true", "yes"):
-        return True
-    if value in ("0", "off", "false", "no"):
-        return False
+    wanted = switch(GRAPHS_VAR)
+    if wanted is not None:
+        return wanted
+    value = os.environ[GRAPHS_VAR].strip().lower()
     raise ValueError(f"{GRAPHS_VAR}={value!r} is not understood; use 1 (on) or 0 (off)")
 
 

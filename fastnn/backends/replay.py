@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from fastnn.config import switch
 from fastnn.sparse import SparseRows
 
 REPLAY_VAR = "FASTNN_STEP_REPLAY"
@@ -40,12 +41,11 @@ Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 def replay_wanted() -> bool:
     """``FASTNN_STEP_REPLAY``: unset or 1 replays training steps; 0 does not."""
-    value = os.environ.get(REPLAY_VAR, "").strip().lower()
-    if value in ("", "1", "on", "true", "yes"):
-        return True
-    if value in ("0", "off", "false", "no"):
-        return False
-    raise ValueError(f"{REPLAY_VAR} must be 1 (on) or 0 (off); received {REPLAY_VAR}={value!r}")
+    wanted = switch(REPLAY_VAR)
+    if wanted is None:
+        value = os.environ[REPLAY_VAR].strip().lower()
+        raise ValueError(f"{REPLAY_VAR} must be 1 (on) or 0 (off); received {REPLAY_VAR}={value!r}")
+    return wanted
 
 
 def same(a: Any, b: Any) -> bool:
