@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 import numba
+import numpy as np
 from numba.core import config
 from numba.core.compiler_lock import global_compiler_lock
 
@@ -60,6 +61,21 @@ def inline_kernel(function: F) -> F:
     (its tuples then become registers of the caller)."""
     compiled = numba.njit(inline="always", nogil=True, error_model="numpy", fastmath=PRECISE)
     return cast(F, compiled(function))
+
+
+@inline_kernel
+def unsigned(position: int) -> Any:
+    """``position`` (>= 0) as an unsigned 64-bit integer, to index arrays with.
+
+    numba checks every signed index for wrap-around (a negative one counts from the
+    end), unless LLVM can prove it is not negative: true of a ``range`` from 0, not of
+    one from a position read out of an array (``indptr[r]``). The check is a branch
+    per access, which keeps a copy or a scatter loop scalar: the gather of a 128-row
+    MNIST batch took 68 us on two threads with signed positions, 7.5 us with these.
+    Arithmetic must stay unsigned too: numba types ``unsigned(k) + 1`` (a signed
+    literal mixed in) as signed again.
+    """
+    return np.uint64(position)
 
 
 @contextmanager
