@@ -4,9 +4,10 @@
         [--baseline 7dd3294]
 
 * the `keras` epoch on numba with the default ``sparse_inputs="auto"``, against the same
-  with dense inputs and the dense GEMM floor (interleaved rounds, median of each round's
-  ratio), and against Keras 3 on JAX and a ``jax.jit`` loop (each in a process of its
-  own: ratio of medians); and the recipe's test accuracy, compressed against dense;
+  with dense inputs, the dense GEMM floor, Keras 3 on JAX and a ``jax.jit`` loop (each
+  peer in a process of its own, :class:`fastnn.benchmarks.peers.ServedPeer`), all in
+  interleaved rounds: each ratio is the median of its rounds' ratios; and the recipe's
+  test accuracy, compressed against dense;
 * the `scratch` recipe (500 full-batch iterations) against the tutorial's own NumPy code
   (``bench.targets.scratch``, with ``auto`` in force);
 * "today": the `keras` epoch on dense random-normal data and ``predict`` on the 10,000
@@ -101,7 +102,24 @@ def keras(rounds: int) -> dict[str, Any]:
         "numba dense inputs": workloads.KerasEpochs("numba", x, y, sparse_inputs=False),
         "gemm floor": workloads.gemm_floor(x, preallocated=False),
     }
-    timings = interleaved(timed, rounds)
+    skipped = {}
+    start = workloads.keras_model(0).get_weights()
+    served = []
+    try:
+        for peer in peers.PEERS:
+            if peer.name not in ("keras 3", "jax (jit)"):
+                continue
+            reason = peer.probe()
+            if reason is not None:
+                skipped[peer.name] = reason
+                continue
+            # a process of its own, taking its turn in each round with fastnn's epochs
+            served.append(peers.ServedPeer(peer, x, y, tuple(start)))  # type: ignore[arg-type]
+            timed[peer.name] = served[-1]
+        timings = interleaved(timed, rounds)
+    finally:
+        for peer_process in served:
+            peer_process.close()
     medians = {name: t.median for name, t in timings.items()}
     ratios = {
         "keras epoch, numba auto / GEMM floor": round_ratio(timings, "numba auto", "gemm floor"),
@@ -109,19 +127,11 @@ def keras(rounds: int) -> dict[str, Any]:
             timings, "numba auto", "numba dense inputs"
         ),
     }
-    skipped = {}
-    start = workloads.keras_model(0).get_weights()
-    for peer in peers.PEERS:
-        if peer.name not in ("keras 3", "jax (jit)"):
-            continue
-        reason = peer.probe()
-        if reason is not None:
-            skipped[peer.name] = reason
-            continue
-        measured = peers.time_in_subprocess(peer, x, y, tuple(start), rounds)  # type: ignore[arg-type]
-        medians[peer.name] = statistics.median(measured["runs"])
-        label = "keras 3 (jax)" if peer.name == "keras 3" else peer.name
-        ratios[f"keras epoch, numba auto / {label}"] = medians["numba auto"] / medians[peer.name]
+    for peer_process in served:
+        label = "keras 3 (jax)" if peer_process.name == "keras 3" else peer_process.name
+        ratios[f"keras epoch, numba auto / {label}"] = round_ratio(
+            timings, "numba auto", peer_process.name
+        )
     return {"medians_s": medians, "ratios": ratios, "skipped": skipped}
 
 

@@ -307,6 +307,30 @@ def test_a_peer_times_in_a_process_of_its_own(
     assert measured["losses"][0] == pytest.approx(in_process.losses[0], rel=1e-6)
 
 
+def test_a_served_peer_takes_turns_epoch_by_epoch(
+    data: tuple[np.ndarray, np.ndarray], one_epoch: Run
+) -> None:
+    numpy_peer, start = peers.PEERS[0], one_epoch[0]
+    in_process = numpy_peer.build(*data, seed=0, weights=start)
+    with peers.ServedPeer(numpy_peer, *data, start) as served:
+        assert served.first > 0 and len(served.losses) == 1  # warmed up when made
+        timed = [served(), served()]
+        assert all(t > 0 for t in timed)
+        process = served._process
+    for _ in range(3):
+        in_process()
+    assert served.losses == pytest.approx(in_process.losses, rel=1e-6)  # epoch after epoch
+    assert process.returncode == 0  # closed: the input ended, so did the process
+
+
+def test_a_served_peer_that_fails_says_why(
+    data: tuple[np.ndarray, np.ndarray], one_epoch: Run
+) -> None:
+    bad = (one_epoch[0][0][:5], *one_epoch[0][1:])  # a w1 of the wrong shape
+    with pytest.raises(RuntimeError, match="(?s)peer .numpy.*. stopped:.*weights must be shaped"):
+        peers.ServedPeer(peers.PEERS[0], *data, bad)  # type: ignore[arg-type]
+
+
 def test_peer_processes_get_the_users_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     threads = pytest.importorskip("fastnn.kernels.threads")
     monkeypatch.setattr(threads, "SET_BY_FASTNN", set())

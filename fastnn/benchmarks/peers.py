@@ -517,6 +517,78 @@ def time_in_subprocess(
     return result
 
 
+class ServedPeer:
+    """A peer's epochs on demand from a process of its own (see :func:`time_in_subprocess`
+    for why a process of its own): built and warmed up (one epoch, ``first``) when made,
+    then each call trains one more epoch there and returns its seconds.
+
+    So a peer takes turns with fastnn's workloads in interleaved rounds
+    (:func:`fastnn.benchmarks.timing.interleaved`), and a slow spell of a shared machine
+    touches both alike, where timing each in a block of its own compared different
+    spells. Close it (or use it as a context manager) to end the process.
+    """
+
+    def __init__(
+        self, peer: Peer, x: np.ndarray, y: np.ndarray, weights: Weights, seed: int = 0
+    ) -> None:
+        import json
+        import subprocess
+        import sys
+        import tempfile
+
+        self.name = peer.name
+        self.losses: list[float] = []
+        self._folder = tempfile.TemporaryDirectory()
+        data = os.path.join(self._folder.name, "data.npz")
+        np.savez(data, x=x, y=y, w1=weights[0], b1=weights[1], w2=weights[2], b2=weights[3])
+        # stderr to a file: a framework's warnings could fill a pipe nobody reads
+        self._errors = open(os.path.join(self._folder.name, "stderr"), "w+")  # noqa: SIM115
+        command = [sys.executable, "-m", __spec__.name, "serve", peer.name, data, f"{seed}"]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
+            text=True, env=_users_environment(),
+        )  # fmt: skip
+        self._json = json
+        self.first = self._reply()["seconds"]
+
+    def _reply(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self._process.wait()
+            self._errors.seek(0)
+            why = self._errors.read().strip()[-2000:]
+            raise RuntimeError(f"peer {self.name!r} stopped: {why}")
+        reply: dict[str, Any] = self._json.loads(line)
+        self.losses.append(reply["loss"])
+        return reply
+
+    def __call__(self) -> float:
+        assert self._process.stdin is not None
+        self._process.stdin.write("epoch\n")
+        self._process.stdin.flush()
+        seconds: float = self._reply()["seconds"]
+        return seconds
+
+    def close(self) -> None:
+        """End the peer's process (it stops at the end of its input) and its files."""
+        if self._process.stdin is not None and not self._process.stdin.closed:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=60)
+        except Exception:
+            self._process.kill()
+            self._process.wait()
+        self._errors.close()
+        self._folder.cleanup()
+
+    def __enter__(self) -> ServedPeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _users_environment() -> dict[str, str]:
     """This process's environment without the threading defaults fastnn set itself.
 
@@ -530,16 +602,31 @@ def _users_environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key not in ours}
 
 
-def _main(argv: list[str]) -> None:
-    """``python -m fastnn.benchmarks.peers NAME DATA.npz ROUNDS SEED``: one JSON line."""
-    import json
-
-    name, data, rounds, seed = argv
+def _build(name: str, data: str, seed: str) -> Epochs:
+    """Peer ``name`` built on the data and start weights saved in ``data`` (.npz)."""
     peer = next(p for p in PEERS if p.name == name)
     with np.load(data) as arrays:
         x, y = arrays["x"], arrays["y"]
         weights = (arrays["w1"], arrays["b1"], arrays["w2"], arrays["b2"])
-    epochs = peer.build(x, y, seed=int(seed), weights=weights)
+    return peer.build(x, y, seed=int(seed), weights=weights)
+
+
+def _main(argv: list[str]) -> None:
+    """``python -m fastnn.benchmarks.peers NAME DATA.npz ROUNDS SEED``: one JSON line;
+    ``... serve NAME DATA.npz SEED``: a JSON line for the warm-up epoch, then one more
+    epoch and its line for each line read, until the input ends (:class:`ServedPeer`)."""
+    import json
+    import sys
+
+    if argv[0] == "serve":
+        epochs = _build(*argv[1:])
+        while True:  # the warm-up epoch, then one a line
+            seconds = epochs()
+            print(json.dumps({"seconds": seconds, "loss": epochs.losses[-1]}), flush=True)
+            if not sys.stdin.readline():  # the input ended
+                return
+    name, data, rounds, seed = argv
+    epochs = _build(name, data, seed)
     first = epochs()
     runs = [epochs() for _ in range(int(rounds))]
     print(json.dumps({"first": first, "runs": runs, "losses": epochs.losses}))
