@@ -132,7 +132,8 @@ def keras(rounds: int) -> dict[str, Any]:
         ratios[f"keras epoch, numba auto / {label}"] = round_ratio(
             timings, "numba auto", peer_process.name
         )
-    return {"medians_s": medians, "ratios": ratios, "skipped": skipped}
+    runs = {name: t.runs for name, t in timings.items()}  # by round, to see a slow spell
+    return {"medians_s": medians, "runs_s": runs, "ratios": ratios, "skipped": skipped}
 
 
 def accuracy_and_memory() -> dict[str, Any]:
