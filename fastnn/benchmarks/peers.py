@@ -531,7 +531,6 @@ class ServedPeer:
     def __init__(
         self, peer: Peer, x: np.ndarray, y: np.ndarray, weights: Weights, seed: int = 0
     ) -> None:
-        import json
         import subprocess
         import sys
         import tempfile
@@ -548,10 +547,11 @@ class ServedPeer:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
             text=True, env=_users_environment(),
         )  # fmt: skip
-        self._json = json
         self.first = self._reply()["seconds"]
 
     def _reply(self) -> dict[str, Any]:
+        import json
+
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
         if not line:
@@ -559,7 +559,7 @@ class ServedPeer:
             self._errors.seek(0)
             why = self._errors.read().strip()[-2000:]
             raise RuntimeError(f"peer {self.name!r} stopped: {why}")
-        reply: dict[str, Any] = self._json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
         self.losses.append(reply["loss"])
         return reply
 
@@ -572,11 +572,13 @@ class ServedPeer:
 
     def close(self) -> None:
         """End the peer's process (it stops at the end of its input) and its files."""
+        import subprocess
+
         if self._process.stdin is not None and not self._process.stdin.closed:
             self._process.stdin.close()
         try:
             self._process.wait(timeout=60)
-        except Exception:
+        except subprocess.TimeoutExpired:  # inside an epoch that does not end
             self._process.kill()
             self._process.wait()
         self._errors.close()
