@@ -327,7 +327,7 @@ def test_a_served_peer_that_fails_says_why(
     data: tuple[np.ndarray, np.ndarray], one_epoch: Run
 ) -> None:
     bad = (one_epoch[0][0][:5], *one_epoch[0][1:])  # a w1 of the wrong shape
-    with pytest.raises(RuntimeError, match="(?s)peer .numpy.*. stopped:.*weights must be shaped"):
+    with pytest.raises(RuntimeError, match=r"(?s)peer .numpy.*. stopped:.*weights must be shaped"):
         peers.ServedPeer(peers.PEERS[0], *data, bad)  # type: ignore[arg-type]
 
 
