@@ -55,9 +55,9 @@ def update_rows(
     ``starts[j]:starts[j + 1]``, from ``kernels/sparse.by_column``), dz (B, H); RMSprop
     also takes ``velocity`` (F, H) and ``stamps`` (F,) int64 (the step each row's
     velocity is current at); ``state[0]`` is the number of this step (the optimizer's
-    count, uint64). ``grad_rows`` (parts,
-    H): a gradient row per part; the rows of ``param`` are split into that many runs
-    of about the same number of entries (``kernels/sparse.run_start``) over the thread pool.
+    count, uint64). ``grad_rows`` (parts, H): a gradient row per part; the rows of
+    ``param`` are split into that many runs of about the same number of entries
+    (``kernels/sparse.run_start``) over the thread pool.
     """
     rmsprop = velocity.shape[0] > 0
     parts = grad_rows.shape[0]

@@ -505,8 +505,7 @@ def time_in_subprocess(
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        data = os.path.join(folder, "data.npz")
-        np.savez(data, x=x, y=y, w1=weights[0], b1=weights[1], w2=weights[2], b2=weights[3])
+        data = _save(folder, x, y, weights)
         command = [sys.executable, "-m", __spec__.name, peer.name, data, f"{rounds}", f"{seed}"]
         done = subprocess.run(
             command, capture_output=True, text=True, check=False, env=_users_environment()
@@ -538,8 +537,7 @@ class ServedPeer:
         self.name = peer.name
         self.losses: list[float] = []
         self._folder = tempfile.TemporaryDirectory()
-        data = os.path.join(self._folder.name, "data.npz")
-        np.savez(data, x=x, y=y, w1=weights[0], b1=weights[1], w2=weights[2], b2=weights[3])
+        data = _save(self._folder.name, x, y, weights)
         # stderr to a file: a framework's warnings could fill a pipe nobody reads
         self._errors = open(os.path.join(self._folder.name, "stderr"), "w+")  # noqa: SIM115
         command = [sys.executable, "-m", __spec__.name, "serve", peer.name, data, f"{seed}"]
@@ -602,6 +600,14 @@ def _users_environment() -> dict[str, str]:
     threads = sys.modules.get("fastnn.kernels.threads")
     ours = threads.SET_BY_FASTNN if threads is not None else set()
     return {key: value for key, value in os.environ.items() if key not in ours}
+
+
+def _save(folder: str, x: np.ndarray, y: np.ndarray, weights: Weights) -> str:
+    """The data and start weights a peer's process builds on, as ``folder``/data.npz
+    (read back by :func:`_build`); returns the file's path."""
+    data = os.path.join(folder, "data.npz")
+    np.savez(data, x=x, y=y, w1=weights[0], b1=weights[1], w2=weights[2], b2=weights[3])
+    return data
 
 
 def _build(name: str, data: str, seed: str) -> Epochs:
