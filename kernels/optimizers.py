@@ -28,7 +28,15 @@ import math
 
 import numpy as np
 
-from fastnn.kernels.jit import kernel, sum_kernel
+from fastnn.kernels.jit import kernel, sum_kernel, unsigned
+
+
+@kernel
+def count_step(state: np.ndarray) -> None:
+    """``state[0] += 1``: the optimizer's step count (uint64), counted by a kernel so that
+    an update makes every change it makes in kernels (a replayed step launches them
+    alone: ``fastnn/backends/replay.py``)."""
+    state[0] = state[0] + unsigned(1)
 
 
 @kernel

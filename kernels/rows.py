@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.kernels.jit import kernel
+from fastnn.kernels.jit import kernel, unsigned
 
 
 @kernel
@@ -20,6 +20,18 @@ def take_rows(x: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
             raise IndexError("row index out of range")
         for j in range(x.shape[1]):
             out[r, j] = x[source, j]
+
+
+@kernel
+def next_batch(order: np.ndarray, cursor: np.ndarray, batch_size: int, picks: np.ndarray) -> None:
+    """``picks (B,)`` = the rows of batch ``i = cursor[0]`` of a pass in ``order`` (n,):
+    ``order[i * batch_size :][:B]``; then ``cursor[0] += 1`` (cursor uint64)."""
+    start = np.int64(cursor[0]) * batch_size
+    if start < 0 or start + picks.shape[0] > order.shape[0]:
+        raise IndexError("the pass's order has no rows left for this batch")
+    for i in range(picks.shape[0]):
+        picks[i] = order[start + i]
+    cursor[0] = cursor[0] + unsigned(1)
 
 
 @kernel

@@ -287,11 +287,15 @@ def test_rmsprop_skips_only_what_the_reference_leaves_alone(
 
 # ------------------------------------------------------------ infrastructure
 def test_every_kernel_is_cached(name: str) -> None:
-    """cache=True on every kernel, so a second process loads machine code, not LLVM IR."""
+    """cache=True on every kernel, so a second process loads machine code, not LLVM IR.
+    (Each module's own kernels: an inline helper it imports, such as ``jit.unsigned``, is
+    compiled into its callers and has no cache of its own.)"""
     dispatchers = []
-    for module_name in ("elementwise", "softmax", "rows", "optimizers", "matmul", "exp"):
+    for module_name in ("elementwise", "softmax", "rows", "optimizers", "matmul", "exp",
+                        "loss_steps"):  # fmt: skip
         module = importlib.import_module(f"fastnn.kernels.{module_name}")
-        dispatchers += [v for v in vars(module).values() if hasattr(v, "py_func")]
+        own = [v for v in vars(module).values() if hasattr(v, "py_func")]
+        dispatchers += [v for v in own if v.py_func.__module__ == module.__name__]
     assert len(dispatchers) >= 25
     for dispatcher in dispatchers:
         assert type(dispatcher._cache).__name__ == "FunctionCache", dispatcher.py_func.__name__
@@ -383,3 +387,59 @@ def test_training_steps_allocate_no_arrays(name: str) -> None:
             model.fit(x, y, epochs=1, batch_size=128, verbose=0, callbacks=[Watch()])
     # a single 128x512 float32 temporary would be 262,144 bytes
     assert max(peaks) < 16_384, peaks
+
+
+@pytest.mark.parametrize("loss", ["sparse_softmax_cross_entropy", "softmax_cross_entropy"])
+@pytest.mark.parametrize("count", [None, "argmax", "threshold"])
+@pytest.mark.parametrize("extras", ["bias", "bias and weights", "none"])
+def test_the_one_launch_loss_step_is_the_ops_one_by_one(
+    name: str, loss: str, count: str | None, extras: str
+) -> None:
+    """``loss_and_gradient`` as one kernel (``kernels/loss_steps.py``) against the ops it
+    replaces, called one by one on the same backend: the same bits in the loss, the
+    gradient, the outputs (the bias added in place), the bias gradient and the totals;
+    a row of NaN and a second step (the totals add up, the first bad step is kept)."""
+    from fastnn.backends.base import TOTALS_START, Count
+
+    backend = fastnn.get_backend(name)
+    rng = np.random.default_rng(11)
+    outputs = rng.standard_normal((19, 7)).astype(np.float32)
+    outputs[3] = np.nan
+    if loss == "sparse_softmax_cross_entropy":
+        targets: np.ndarray = rng.integers(0, 7, 19)
+    else:
+        targets = (rng.random((19, 7)) < 0.3).astype(np.float32)
+    counted = None
+    if count == "argmax":
+        counted = Count("argmax", rng.integers(0, 7, 19))
+    elif count == "threshold":
+        counted = Count("threshold", (rng.random((19, 7)) < 0.5).astype(np.float32), 0.25)
+    around: dict[str, Any] = {}
+    if extras != "none":
+        around["bias"] = rng.standard_normal(7).astype(np.float32)
+    if extras == "bias and weights":
+        around["weights"] = rng.random(19).astype(np.float32) * 2
+
+    def steps(fused: bool) -> list[Any]:
+        composed = super(type(backend), backend).loss_and_gradient
+        call = backend.loss_and_gradient if fused else composed
+        totals, made = TOTALS_START.copy(), []
+        for _ in range(2):
+            z, grad, bias_grad = outputs.copy(), np.empty_like(outputs), np.empty(7, np.float32)
+            value, _ = call(loss, z, targets, grad, bias_grad=bias_grad, totals=totals,
+                            count=counted, **around)  # fmt: skip
+            made += [np.float64(value), z, grad, bias_grad]
+        return [*made, totals]
+
+    assert backend._loss_step(loss, outputs, targets, None, None, None, TOTALS_START.copy(),
+                              counted, around.get("weights")) is not None  # fmt: skip
+    for got, want in zip(steps(True), steps(False), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_loss_kernels_lay_out_the_totals_as_the_backends_do(name: str) -> None:
+    from fastnn.backends import base
+    from fastnn.kernels import loss_steps
+
+    for field in ("LOSS_SUM", "CORRECT", "STEPS", "FIRST_BAD_STEP", "FIRST_BAD_LOSS", "LAST_LOSS"):
+        assert getattr(loss_steps, field) == getattr(base, field)

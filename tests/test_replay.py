@@ -3,6 +3,7 @@ the same numbers as steps run in full, and no replay where a step's calls change
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import numpy as np
@@ -178,6 +179,121 @@ def test_a_step_whose_calls_change_is_never_replayed(change: str) -> None:
 
     log = _tapes_run(6, step, backend)
     assert count[0] == 6 and log[-2] == "replays 0"
+
+
+class _Launching:
+    """A backend that launches the kernels of a module of its own (``_kernels``): ``scale``
+    says its launch was its whole effect, ``shift`` does not say so, ``counted`` says so
+    but passes its kernel a count that changes, and ``outer``'s nested call says so
+    while ``outer`` itself changes the buffer outside a kernel."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.buffer = np.zeros(3)
+        self.count = 0
+        self._kernels = types.ModuleType(replay.KERNELS + ".fake")
+        self._kernels.add = np.add  # type: ignore[attr-defined]
+        self.tapes = replay.StepTapes(self)
+
+    def scale(self, out: np.ndarray) -> None:
+        self.log.append("scale")
+        self._kernels.add(out, 1.0, out=out)
+        self.tapes.launched_only()
+
+    def shift(self, out: np.ndarray) -> None:
+        self.log.append("shift")
+        self._kernels.add(out, 10.0, out=out)
+
+    def counted(self, out: np.ndarray) -> None:
+        self.count += 1
+        self._kernels.add(out, float(self.count), out=out)
+        self.tapes.launched_only()
+
+    def outer(self, out: np.ndarray) -> None:
+        self.log.append("outer")
+        self.scale(out)
+        out *= 2
+
+    def loss_and_gradient(self, out: np.ndarray) -> float:
+        return float(out.sum())
+
+
+def _launching_run(calls: list[str], steps: int = 5) -> tuple[_Launching, Any]:
+    backend = _Launching()
+
+    def step() -> None:
+        for name in calls:
+            getattr(backend, name)(backend.buffer)
+
+    for _ in range(steps):
+        backend.tapes.run(step, "key", None)
+    return backend, backend.tapes.tapes["key"]
+
+
+def test_a_call_that_says_it_only_launched_kernels_is_replayed_as_its_launches() -> None:
+    """``scale`` said so: steps 4 and 5 launch its kernel without its Python (no log);
+    ``shift`` did not: it runs as a call. Every step's effect happens."""
+    backend, tape = _launching_run(["scale", "loss_and_gradient", "shift"])
+    assert tape.launched == {"scale"} and backend.tapes.replays == 2
+    assert backend.log == ["scale", "shift"] * 3 + ["shift"] * 2
+    np.testing.assert_array_equal(backend.buffer, 5 * 11.0)
+    assert isinstance(backend._kernels, types.ModuleType)  # the recording's view is gone
+
+
+def test_launches_that_differ_between_the_records_are_replayed_as_the_call() -> None:
+    backend, tape = _launching_run(["counted", "loss_and_gradient"])
+    assert tape.launched == frozenset() and backend.tapes.replays == 2
+    np.testing.assert_array_equal(backend.buffer, 1 + 2 + 3 + 4 + 5.0)
+
+
+def test_only_the_outermost_call_can_say_it_only_launched_kernels() -> None:
+    """``outer`` doubles the buffer itself: its nested ``scale`` saying so must not make
+    ``outer`` a launch of ``scale``'s kernel alone."""
+    backend, tape = _launching_run(["outer", "loss_and_gradient"])
+    assert tape.launched == frozenset() and backend.log.count("outer") == 5
+    want = 0.0
+    for _ in range(5):
+        want = (want + 1) * 2
+    np.testing.assert_array_equal(backend.buffer, want)
+
+
+def test_a_keras_step_replays_as_its_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calls of a step on compressed rows with RMSprop (a first layer large enough
+    for the fused sparse update) that do only what their kernels do are replayed as
+    those kernels; with clipnorm, whose scales come from the gradients' values each
+    step, the update runs as a call, and the weights are those of full steps."""
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((640, 300)) * (rng.random((640, 300)) < 0.2)).astype(np.float32)
+    y = rng.integers(0, 10, 640)
+    seen: list[frozenset[str]] = []
+    original = replay.Tape.play
+
+    def play(tape: replay.Tape, check: Any) -> None:
+        seen.append(tape.launched)
+        original(tape, check)
+
+    def fit(setting: str, clipnorm: float | None) -> list[np.ndarray]:
+        monkeypatch.setenv(replay.REPLAY_VAR, setting)
+        seen.clear()
+        with fastnn.use_backend("numba"):
+            net = fastnn.Sequential([layers.Dense(256, "relu"), layers.Dense(10, "softmax")],
+                                    seed=3)  # fmt: skip
+            net.compile(optimizer=fastnn.optimizers.RMSprop(clipnorm=clipnorm),
+                        loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+            net.fit(x, y, epochs=2, batch_size=64, seed=1, sparse_inputs=True, verbose=0)
+        return net.get_weights()
+
+    monkeypatch.setattr(replay.Tape, "play", play)
+    hot = {"gather_batch", "sparse_dense", "matmul", "loss_and_gradient",
+           "bias_activation_backward", "apply_updates", "sparse_update"}  # fmt: skip
+    fit("1", None)
+    assert len(seen) > 10 and all(launched >= hot for launched in seen)
+    weights = fit("1", 0.05)
+    # (clipping needs whole gradients: no fused sparse update either)
+    assert len(seen) > 10 and all(launched == hot - {"apply_updates", "sparse_update"}
+                                  for launched in seen)  # fmt: skip
+    for got, want in zip(weights, fit("0", 0.05), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_arrays_are_the_same_argument_only_as_the_same_memory() -> None:

@@ -29,9 +29,11 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from fastnn.backends.base import (
+    TOTALS_START,
     UPDATE_RULES,
     Adjustment,
     Array,
+    Count,
     Scalar,
     check_activation_name,
 )
@@ -167,6 +169,11 @@ class UpdateLaunch(NamedTuple):
             kernel(views[0], views[1], *state, *self.scalars, *adjust)
 
 
+def _by_norm(adjust: Adjustment | None) -> bool:
+    """Whether gradients are clipped by their norms (found from their values each step)."""
+    return adjust is not None and adjust.clipping in ("clipnorm", "global_clipnorm")
+
+
 def _tiny(dtype: np.dtype) -> Any:
     """The smallest normal number of ``dtype``, as a scalar of that dtype."""
     tiny = _TINY.get(dtype)
@@ -185,6 +192,7 @@ class NumbaBackend(NumpyBackend):
     def __init__(self) -> None:
         from fastnn.kernels import (
             elementwise,
+            loss_steps,
             narrow,
             normalization,
             optimizers,
@@ -201,6 +209,7 @@ class NumbaBackend(NumpyBackend):
         threads.configure()
         self._elementwise = elementwise
         self._softmax = softmax
+        self._loss_steps = loss_steps
         self._rows = rows
         self._optimizers = optimizers
         self._matmul = matmul_kernels
@@ -239,6 +248,65 @@ class NumbaBackend(NumpyBackend):
         return any(folder.glob(f"{kernel.__module__.rsplit('.', 1)[-1]}.bias_activation-*.nbi"))
 
     # ------------------------------------------------------------ mini-batches
+    def gather_batch(
+        self,
+        sources: Sequence[Array],
+        order: Array | None,
+        cursor: Array,
+        batch_size: int,
+        outs: Sequence[Array],
+    ) -> list[Array]:
+        if order is None or not self._gathers(sources, order, cursor, outs):
+            return super().gather_batch(sources, order, cursor, batch_size, outs)
+        # the batch's rows picked out of the pass's order, and the step counted, by a
+        # kernel: then the gather changes nothing but through kernels
+        (picks,) = self._scratch("batch rows", order.dtype, (len(outs[0]),))
+        self._rows.next_batch(order, cursor, batch_size, picks)
+        batch: list[Array] = []
+        for source, out in zip(sources, outs, strict=True):
+            if isinstance(source, SparseRows):
+                indptr = out.indptr[: len(picks) + 1]
+                self._sparse.take_rows(source.indptr, source.indices, source.values, picks,
+                                       indptr, out.indices, out.values)  # fmt: skip
+                batch.append(SparseRows(indptr, out.indices, out.values, source.width))
+            else:
+                width = math.prod(source.shape[1:])  # 1 for labels (n,)
+                self._rows.take_rows(source.reshape(len(source), width), picks,
+                                     out.reshape(len(out), width))  # fmt: skip
+                batch.append(out)
+        self._tapes.launched_only()
+        return batch
+
+    @staticmethod
+    def _gathers(
+        sources: Sequence[Array], order: Array, cursor: Array, outs: Sequence[Array]
+    ) -> bool:
+        """Whether :meth:`gather_batch`'s kernels take these arrays: the order and the
+        cursor as fit makes them, each source and its batch buffer of one dtype (dense
+        ones C-contiguous, of the same row shape)."""
+        if not (
+            order.ndim == 1 and order.dtype.kind in "iu"
+            and cursor.shape == (2,) and cursor.dtype == np.uint64
+        ):  # fmt: skip
+            return False
+        rows = len(outs[0])
+        for source, out in zip(sources, outs, strict=True):
+            if isinstance(source, SparseRows):
+                if not (
+                    isinstance(out, SparseRows) and len(out) == rows
+                    and out.indices.dtype == source.indices.dtype
+                    and out.values.dtype == source.values.dtype
+                ):  # fmt: skip
+                    return False
+            elif not (
+                isinstance(source, np.ndarray) and isinstance(out, np.ndarray)
+                and source.ndim >= 1 and out.shape == (rows, *source.shape[1:])
+                and out.dtype == source.dtype
+                and source.flags.c_contiguous and out.flags.c_contiguous
+            ):  # fmt: skip
+                return False
+        return True
+
     def take_rows(self, x: Array, indices: Array, out: Array | None = None) -> Array:
         indices = np.asarray(indices)
         if indices.ndim != 1 or indices.dtype.kind not in "iu":
@@ -331,6 +399,7 @@ class NumbaBackend(NumpyBackend):
         bias = w.reshape(-1)[:0] if bias is None else np.ascontiguousarray(bias)
         relu = activation == "relu"
         self._sparse.matmul(x.indptr, x.indices, x.values, w, out, self._threads(), bias, relu)
+        self._tapes.launched_only()
         return out
 
     def _scratch(
@@ -372,9 +441,16 @@ class NumbaBackend(NumpyBackend):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """This thread's arrays for ``x`` sorted by column (``kernels/sparse.by_column``):
         starts (F + 1,), rows and values with room for the most nonzeros a batch has had,
-        kept for the next steps, and the sort's counts, a row of F for each thread."""
+        kept for the next steps, and the sort's counts, a row of F for each thread.
+
+        A batch gathered into a buffer (whose arrays hold at most a dense batch's entries)
+        gets room for the whole buffer: then every batch gathered into it fits, whatever
+        its nonzeros, and a replayed step may launch the sort alone (:meth:`sparse_update`).
+        """
         kept: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = self._local.__dict__
         nonzeros = int(x.indptr[-1] - x.indptr[0])
+        if len(x.values) <= len(x) * x.width:
+            nonzeros = max(nonzeros, len(x.values))
         scratch = kept.get((x.width, x.dtype))
         if scratch is None or len(scratch[1]) < nonzeros:
             size = max(nonzeros, 1 if scratch is None else 2 * len(scratch[1]))
@@ -427,6 +503,8 @@ class NumbaBackend(NumpyBackend):
             starts, rows_of, values_of, dz, param, velocity, stamps, state,
             lr, cast(rho), cast(1.0 - rho), cast(epsilon), tiny, grad_rows,
         )  # fmt: skip
+        if len(rows_of) >= len(x.values):  # (see _column_scratch) room for any batch here
+            self._tapes.launched_only()
 
     def settle_rows(self, velocity: Array, stamps: Array, step: int, rho: float) -> None:
         dtype = velocity.dtype
@@ -447,7 +525,9 @@ class NumbaBackend(NumpyBackend):
         transpose_b: bool = False,
         out: Array | None = None,
     ) -> Array:
-        return self._matmul.matmul(a, b, transpose_a, transpose_b, out)
+        product = self._matmul.matmul(a, b, transpose_a, transpose_b, out)
+        self._tapes.launched_only()
+        return product
 
     def bias_add(self, x: Array, bias: Array, out: Array | None = None) -> Array:
         if x.ndim != 2 or bias.shape != (x.shape[1],) or bias.dtype != x.dtype:
@@ -522,6 +602,8 @@ class NumbaBackend(NumpyBackend):
         if out is not dy:
             np.copyto(out, dy)
         self._elementwise.relu_backward_sums(out, y, bias_grad)
+        if out is dy:  # (else the copy above was NumPy's)
+            self._tapes.launched_only()
         return out
 
     def sigmoid_backward(self, dy: Array, y: Array, out: Array | None = None) -> Array:
@@ -571,6 +653,79 @@ class NumbaBackend(NumpyBackend):
         return out
 
     # ------------------------------------------------------------------ losses
+    def loss_and_gradient(
+        self,
+        loss: str,
+        outputs: Array,
+        targets: Array,
+        grad_out: Array | None = None,
+        *,
+        bias: Array | None = None,
+        bias_grad: Array | None = None,
+        totals: Array | None = None,
+        count: Count | None = None,
+        weights: Array | None = None,
+    ) -> tuple[Scalar, Array]:
+        kernel = self._loss_step(loss, outputs, targets, grad_out, bias, bias_grad, totals,
+                                 count, weights)  # fmt: skip
+        if kernel is None:  # the ops one by one, with their checks, refusals and casts
+            return super().loss_and_gradient(
+                loss, outputs, targets, grad_out, bias=bias, bias_grad=bias_grad,
+                totals=totals, count=count, weights=weights,
+            )  # fmt: skip
+        grad = _alike(outputs, grad_out)
+        labels = count.targets if count is not None and count.kind == "argmax" else None
+        marks = count.targets if count is not None and count.kind == "threshold" else None
+        threshold = outputs.dtype.type(count.threshold if count is not None else 0.0)
+        value = kernel(outputs, targets, grad, weights, bias, bias_grad, totals,
+                       labels, marks, threshold)  # fmt: skip
+        self._tapes.launched_only()
+        return float(value), grad
+
+    def _loss_step(
+        self,
+        loss: str,
+        outputs: Array,
+        targets: Array,
+        grad_out: Array | None,
+        bias: Array | None,
+        bias_grad: Array | None,
+        totals: Array | None,
+        count: Count | None,
+        weights: Array | None,
+    ) -> Any:
+        """The kernel of ``kernels/loss_steps.py`` that makes :meth:`loss_and_gradient`'s
+        whole effect, or None where the composed ops do something it does not (a NumPy
+        fallback's casts or broadcasts, a refusal, a copy out of a scratch array)."""
+        kernels = {
+            "sparse_softmax_cross_entropy": self._loss_steps.sparse_softmax_cross_entropy_step,
+            "softmax_cross_entropy": self._loss_steps.softmax_cross_entropy_step,
+        }
+        kernel = kernels.get(loss)
+        if kernel is None or totals is None or outputs.ndim != 2 or outputs.size == 0:
+            return None
+        rows, dtype = outputs.shape[0], outputs.dtype
+        if loss == "sparse_softmax_cross_entropy":
+            fits = targets.shape == (rows,) and targets.dtype.kind in "iu"
+        else:
+            fits = targets.shape == outputs.shape and targets.dtype == dtype
+        if count is not None:
+            fits = fits and count.targets.shape == (
+                (rows,) if count.kind == "argmax" else outputs.shape
+            )
+        given = (
+            grad_out is None
+            or (grad_out.shape == outputs.shape and grad_out.dtype == dtype
+                and grad_out.flags.c_contiguous and not np.may_share_memory(grad_out, outputs))
+        )  # fmt: skip
+        alike = all(
+            a is None or (a.shape == shape and a.dtype == dtype)
+            for a, shape in ((bias, outputs.shape[1:]), (weights, (rows,)))
+        )
+        sums = bias_grad is None or _writable(bias_grad, outputs.shape[1:], dtype)
+        usual = dtype in _TINY and totals.dtype == np.float64 and totals.shape == TOTALS_START.shape
+        return kernel if fits and given and alike and sums and usual else None
+
     def _loss(
         self,
         kernel: Any,
@@ -817,19 +972,23 @@ class NumbaBackend(NumpyBackend):
                 return
             plans.append(plan)
         scales = self._clipping_scales(grads, adjust)
-        step = int(state[0]) + 1
+        # Adam's step size needs the step's number here; the other rules leave counting
+        # to a kernel, and so do only what kernels do (unless norms were read above)
+        step = int(state[0]) + 1 if rule == "adam" else 0
         launch: UpdateLaunch | None = None
         for (dtype, given, pieces), scale in zip(plans, scales, strict=True):
             if launch is None or launch.key != (dtype, given):  # once a step, as a rule
                 launch = self._launch(rule, dtype, given, hyper, step, adjust)
             launch.run(self._optimizers, pieces, scale)
-        state[0] = step
+        self._optimizers.count_step(state)
+        if rule != "adam" and not _by_norm(adjust):
+            self._tapes.launched_only()
 
     def _clipping_scales(self, grads: Sequence[Array], adjust: Adjustment | None) -> list[float]:
         """The factor each gradient is multiplied by, as Keras's ``clipnorm`` (each by its
         own norm) or ``global_clipnorm`` (all by their joint norm) has it; 1 otherwise. A
         NaN or infinite norm gives NaN, as in Keras."""
-        if adjust is None or adjust.clipping not in ("clipnorm", "global_clipnorm"):
+        if adjust is None or not _by_norm(adjust):
             return [1.0] * len(grads)
         squares = [self._optimizers.sum_of_squares(g.reshape(-1)) for g in grads]
         limit = adjust.limit

@@ -15,6 +15,15 @@ A record that differs (a Python value that changes every step, an array made ane
 that key's steps as they are, which is always correct. A loss check between the loss's
 call and the updates keeps the CPU backends' promise that a step with a non-finite loss
 is not applied. ``FASTNN_STEP_REPLAY=0`` turns replay off.
+
+A replayed call still runs its Python: argument checks, plans, scratch lookups, about
+100 us of a 700 us ``keras`` step on numba. So a recording also notes the kernels each
+call launches through the backend's kernel modules (its attributes that are modules of
+``fastnn.kernels``), and a call whose method says, by :meth:`StepTapes.launched_only`,
+that those launches were its whole effect is replayed as its launches alone, where both
+records launched the same kernels with the same arguments. A method says so only on a
+path that writes nothing but through those kernels and passes them nothing read out of
+an array's contents (a count, a norm, a loss); any other path is replayed as a call.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import os
 import threading
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -35,6 +45,8 @@ from fastnn.sparse import SparseRows
 REPLAY_VAR = "FASTNN_STEP_REPLAY"
 #: the call after which a replay checks the step's loss, before any update
 LOSS_CALL = "loss_and_gradient"
+#: the package whose modules, held as attributes of a backend, are its kernel launchers
+KERNELS = "fastnn.kernels"
 
 Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
@@ -84,6 +96,77 @@ def same_calls(first: list[Call], second: list[Call]) -> bool:
     )
 
 
+@dataclasses.dataclass
+class Record:
+    """A step's outermost backend calls and, for each, the kernels it launched if its
+    method said they were its whole effect (:meth:`StepTapes.launched_only`), else None."""
+
+    calls: list[Call] = dataclasses.field(default_factory=list)
+    launches: list[list[Call] | None] = dataclasses.field(default_factory=list)
+
+    def agrees(self, other: Record) -> bool:
+        """Whether ``other`` made the same calls (then it may be replayed)."""
+        return same_calls(self.calls, other.calls) and any(
+            f.__name__ == LOSS_CALL for f, _, _ in self.calls
+        )
+
+    def tape(self, other: Record) -> Tape:
+        """The replay of two agreeing records: each call as its launches where both
+        records launched the same kernels alike, else as the call itself."""
+        calls, launched, check_after = [], set(), -1
+        for call, mine, theirs in zip(self.calls, self.launches, other.launches, strict=True):
+            if mine is not None and theirs is not None and same_calls(mine, theirs):
+                calls.extend(mine)
+                launched.add(call[0].__name__)
+            else:
+                calls.append(call)
+            if call[0].__name__ == LOSS_CALL and check_after < 0:
+                check_after = len(calls) - 1
+        return Tape(calls, check_after, frozenset(launched))
+
+
+class _Launcher:
+    """A kernel of a module seen through a recording: a call of it from the recording
+    thread, inside a backend call, is noted as a launch of that call."""
+
+    __slots__ = ("function", "note")
+
+    def __init__(self, function: Callable[..., Any], note: Callable[..., Any]) -> None:
+        self.function, self.note = function, note
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.note(self.function, args, kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # a kernel's own attributes (its __name__)
+        return getattr(self.function, name)
+
+
+class _Kernels:
+    """A kernel module as a recording sees it: its functions as :class:`_Launcher`s, its
+    other attributes (constants) as they are."""
+
+    def __init__(self, module: ModuleType, note: Callable[..., Any]) -> None:
+        self._module, self._note = module, note
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._module, name)
+        if callable(value) and not isinstance(value, type):
+            return _Launcher(value, self._note)
+        return value
+
+
+@dataclasses.dataclass
+class _Recording:
+    """What a recording under way knows: its thread, the backend-call depth there, and
+    the record; ``pure[i]``: whether outermost call i said it only launched kernels."""
+
+    thread: int
+    record: Record
+    depth: int = 0
+    launches: list[list[Call]] = dataclasses.field(default_factory=list)
+    pure: list[bool] = dataclasses.field(default_factory=list)
+
+
 class StepTapes:
     """Recorded training steps of one backend, by key (see the module's docstring)."""
 
@@ -97,6 +180,7 @@ class StepTapes:
         self.replays = 0
         #: one recording at a time: it wraps the backend's methods, shared by threads
         self._recording = threading.Lock()
+        self._active: _Recording | None = None
         self._fits = threading.local()
 
     @contextmanager
@@ -135,62 +219,97 @@ class StepTapes:
             step()
             return
         try:
-            with self.recording() as calls:
+            with self.recording() as record:
                 step()
         finally:
             self._recording.release()
-        if entry == 0:
-            self.tapes[key] = calls
-        elif same_calls(entry, calls) and any(f.__name__ == LOSS_CALL for f, _, _ in calls):
-            self.tapes[key] = Tape(calls)
+        if not isinstance(entry, Record):  # 0: this is the first record
+            self.tapes[key] = record
+        elif entry.agrees(record):
+            self.tapes[key] = entry.tape(record)
         else:
             self.tapes[key] = False
 
+    def launched_only(self) -> None:
+        """Said by a backend method on a path whose every effect was the kernels it
+        launched through the backend's kernel modules, with arguments that read nothing
+        out of an array's contents: a replay may launch those alone. Heard only from the
+        outermost call of a recording, on its thread; free otherwise."""
+        active = self._active
+        if active is not None and active.depth == 1 and active.thread == threading.get_ident():
+            active.pure[-1] = True
+
     @contextmanager
-    def recording(self) -> Iterator[list[Call]]:
+    def recording(self) -> Iterator[Record]:
         """The backend's public methods, for this thread, record their outermost calls
-        into the list yielded (calls one makes of another are its own business)."""
-        backend, calls = self.backend, []
-        thread, depth = threading.get_ident(), [0]
+        into the record yielded (calls one makes of another are its own business), and its
+        kernel modules the launches each of those calls makes."""
+        backend = self.backend
+        active = _Recording(threading.get_ident(), Record())
         kind = type(backend)
         names = [n for n in dir(kind) if not n.startswith("_") and n != "run_step"
                  and inspect.isfunction(inspect.getattr_static(kind, n, None))]  # fmt: skip
         methods = {n: getattr(backend, n) for n in names}
+        modules = {
+            n: m for n, m in vars(backend).items()
+            if isinstance(m, ModuleType) and m.__name__.startswith(KERNELS + ".")
+        }  # fmt: skip
         own = {n: backend.__dict__[n] for n in names if n in backend.__dict__}  # patched ones
 
         def recorded(method: Callable[..., Any]) -> Callable[..., Any]:
             def call(*args: Any, **kwargs: Any) -> Any:
-                if threading.get_ident() != thread:
+                if threading.get_ident() != active.thread:
                     return method(*args, **kwargs)
-                if depth[0] == 0:
-                    calls.append((method, args, kwargs))
-                depth[0] += 1
+                if active.depth == 0:
+                    active.record.calls.append((method, args, kwargs))
+                    active.launches.append([])
+                    active.pure.append(False)
+                active.depth += 1
                 try:
                     return method(*args, **kwargs)
                 finally:
-                    depth[0] -= 1
+                    active.depth -= 1
 
             return call
 
+        def launch(kernel: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
+            if active.depth > 0 and threading.get_ident() == active.thread:
+                active.launches[-1].append((kernel, args, kwargs))
+            return kernel(*args, **kwargs)
+
         for name, method in methods.items():
             setattr(backend, name, recorded(method))
+        for name, module in modules.items():
+            setattr(backend, name, _Kernels(module, launch))
+        self._active = active
         try:
-            yield calls
+            yield active.record
         finally:
+            self._active = None
             for name in methods:
                 delattr(backend, name)
             backend.__dict__.update(own)
+            backend.__dict__.update(modules)
+            active.record.launches = [
+                calls if pure else None
+                for calls, pure in zip(active.launches, active.pure, strict=True)
+            ]
 
 
 @dataclasses.dataclass
 class Tape:
-    """A confirmed record of a step's backend calls."""
+    """A confirmed record of a step: the backend calls and kernel launches to make."""
 
     calls: list[Call]
+    #: the place in ``calls`` after which the loss is checked: the loss's call or its last
+    #: launch
+    check_after: int
+    #: the backend calls replayed as their launches, by name
+    launched: frozenset[str] = frozenset()
 
     def play(self, check: Callable[[], None] | None) -> None:
-        """Make the calls again; ``check`` right after the loss's call."""
-        for method, args, kwargs in self.calls:
-            method(*args, **kwargs)
-            if check is not None and method.__name__ == LOSS_CALL:
+        """Make the calls again; ``check`` right after the loss's."""
+        for i, (function, args, kwargs) in enumerate(self.calls):
+            function(*args, **kwargs)
+            if i == self.check_after and check is not None:
                 check()
