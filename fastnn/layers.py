@@ -369,6 +369,23 @@ class Dense(_ActivatedLayer):
         dx = self._buffer("dx", self._x.shape)  # (B, in)
         return ops.matmul(dz, self.params["kernel"], transpose_b=True, out=dx)
 
+    def forward_backward_loss(
+        self, x: Array, loss: str, targets: Array, grad_out: Array, need_input_grad: bool,
+        **step: Any,
+    ) -> tuple[Scalar, Array, Array | None]:  # fmt: skip
+        """A model's last layer in a training step, with the fused ``loss`` (a backend op
+        name) that adds its bias: :meth:`forward` (``skip_activation``, ``skip_bias``), the
+        loss and :meth:`backward` in one backend call (``Backend.dense_loss_step``), into
+        the buffers those use. ``step``: the loss's keyword arguments. Returns (mean loss,
+        the outputs as the loss saw them (B, units), the input's gradient or None)."""
+        ops = self.ops
+        y = self._buffer("y", (x.shape[0], self.units))  # (B, units)
+        dx = self._buffer("dx", x.shape) if need_input_grad else None  # (B, in)
+        value, _, dx = ops.dense_loss_step(loss, x, self.params["kernel"], targets, y, grad_out,
+                                           self.grads["kernel"], dx, **step)  # fmt: skip
+        self._x, self._y, self._applied, self._bias_in_loss = x, y, "linear", True
+        return value, y, dx
+
     def penalty(self, with_grad: bool) -> Scalar | None:
         total: Scalar | None = None
         for key, regularizer in self.regularizers.items():

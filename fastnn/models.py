@@ -603,15 +603,29 @@ class Sequential:
         """
         assert self._workspace is not None and self.loss is not None
         head = head or {}
-        outputs = self._forward(xb, training=True, logits=True, skip_bias="bias" in head)
-        grad_buffer = self._workspace.get("grad", outputs.shape, outputs.dtype)
-        loss, grad = self.loss.fused(backend, outputs, yb, grad_buffer, totals=totals, **head)
         # Backward stops at the first layer with weights to train: none before it needs one.
         first_trainable = next(
             (i for i, layer in enumerate(self.layers) if layer.trainable and layer.params),
             len(self.layers),
         )
-        for i in range(len(self.layers) - 1, first_trainable - 1, -1):
+        last, below = self.layers[-1], len(self.layers) - 2
+        if "bias" in head and below >= 0 and isinstance(last, Dense) and last.trainable:
+            # the last layer, its loss and its backward as one backend call
+            h = xb  # (B, *input_shape)
+            for layer in self.layers[:-1]:
+                h = layer.forward(h, training=True)
+            grad_buffer = self._workspace.get("grad", (h.shape[0], last.units), last.dtype)
+            loss, outputs, grad = last.forward_backward_loss(
+                h, self.loss.op, yb, grad_buffer, below >= first_trainable, totals=totals, **head
+            )
+            if done is not None:
+                done(list(last.grads.values()))
+        else:
+            outputs = self._forward(xb, training=True, logits=True, skip_bias="bias" in head)
+            grad_buffer = self._workspace.get("grad", outputs.shape, outputs.dtype)
+            loss, grad = self.loss.fused(backend, outputs, yb, grad_buffer, totals=totals, **head)
+            below += 1
+        for i in range(below, first_trainable - 1, -1):
             layer = self.layers[i]
             if i == 0 and defer_kernel:
                 assert isinstance(layer, Dense)

@@ -443,3 +443,48 @@ def test_the_loss_kernels_lay_out_the_totals_as_the_backends_do(name: str) -> No
 
     for field in ("LOSS_SUM", "CORRECT", "STEPS", "FIRST_BAD_STEP", "FIRST_BAD_LOSS", "LAST_LOSS"):
         assert getattr(loss_steps, field) == getattr(base, field)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "shape", [(128, 512, 10), (1, 3, 1), (7, 33, 16), (64, 100, 5), (130, 17, 2)]
+)
+def test_the_last_layer_with_its_loss_matches_the_ops_one_by_one(
+    name: str, dtype: str, shape: tuple[int, int, int]
+) -> None:
+    """``dense_loss_step`` on ``kernels/heads.py`` (a thin layer on a mini-batch) against
+    the same step composed of the backend's products and fused loss: the loss, the
+    logits (bias added), dz, the kernel's and bias's gradients, the input's gradient and
+    the totals, within the dtype's tolerance (the products sum in another order); and
+    without the input's gradient, which is then left alone."""
+    from fastnn.backends.base import TOTALS_START, Backend, Count
+
+    backend = fastnn.get_backend(name)
+    dt = np.dtype(dtype)
+    rows, width, units = shape
+    rng = np.random.default_rng(rows + width)
+    x = np.maximum(rng.standard_normal((rows, width)), 0).astype(dt)
+    kernel = rng.standard_normal((width, units)).astype(dt)
+    bias = rng.standard_normal(units).astype(dt)
+    labels = rng.integers(0, units, rows)
+    assert backend._head_fits(x, kernel, np.empty((rows, units), dt), np.empty((rows, units), dt),
+                              np.empty((width, units), dt), None)  # fmt: skip
+
+    def step(composed: bool, input_grad: bool) -> list[Any]:
+        run = Backend.dense_loss_step if composed else type(backend).dense_loss_step
+        made = [np.empty((rows, units), dt), np.empty((rows, units), dt),
+                np.empty((width, units), dt), np.empty(units, dt), TOTALS_START.copy()]  # fmt: skip
+        dx = np.full((rows, width), 7.0, dt)
+        value, _, got = run(
+            backend, "sparse_softmax_cross_entropy", x, kernel, labels, made[0], made[1],
+            made[2], dx if input_grad else None, bias=bias, bias_grad=made[3],
+            totals=made[4], count=Count("argmax", labels),
+        )  # fmt: skip
+        assert (got is dx) if input_grad else got is None
+        return [np.float64(value), *made, dx]
+
+    for input_grad in (True, False):
+        got, want = step(False, input_grad), step(True, input_grad)
+        for a, b in zip(got, want, strict=True):
+            _close(a, b, dt)
+    np.testing.assert_array_equal(step(False, False)[-1], 7.0)

@@ -184,8 +184,9 @@ def test_a_step_whose_calls_change_is_never_replayed(change: str) -> None:
 class _Launching:
     """A backend that launches the kernels of a module of its own (``_kernels``): ``scale``
     says its launch was its whole effect, ``shift`` does not say so, ``counted`` says so
-    but passes its kernel a count that changes, and ``outer``'s nested call says so
-    while ``outer`` itself changes the buffer outside a kernel."""
+    but passes its kernel a count that changes, ``outer``'s nested call says so while
+    ``outer`` itself changes the buffer outside a kernel, and ``both`` says so of its own
+    code, which calls ``scale`` and ``shift``."""
 
     def __init__(self) -> None:
         self.log: list[str] = []
@@ -213,6 +214,18 @@ class _Launching:
         self.log.append("outer")
         self.scale(out)
         out *= 2
+
+    def both(self, out: np.ndarray) -> None:
+        self.log.append("both")
+        self.scale(out)
+        self.shift(out)
+        self.tapes.launched_only()
+
+    def twice(self, out: np.ndarray) -> None:
+        self.log.append("twice")
+        self.scale(out)
+        self.scale(out)
+        self.tapes.launched_only()
 
     def loss_and_gradient(self, out: np.ndarray) -> float:
         return float(out.sum())
@@ -246,25 +259,33 @@ def test_launches_that_differ_between_the_records_are_replayed_as_the_call() -> 
     np.testing.assert_array_equal(backend.buffer, 1 + 2 + 3 + 4 + 5.0)
 
 
-def test_only_the_outermost_call_can_say_it_only_launched_kernels() -> None:
+def test_a_call_is_its_launches_only_if_it_and_every_call_it_makes_say_so() -> None:
     """``outer`` doubles the buffer itself: its nested ``scale`` saying so must not make
-    ``outer`` a launch of ``scale``'s kernel alone."""
+    ``outer`` a launch of ``scale``'s kernel alone; nor may ``both``, whose nested
+    ``shift`` does not say so; ``twice`` and its two ``scale`` calls do."""
     backend, tape = _launching_run(["outer", "loss_and_gradient"])
     assert tape.launched == frozenset() and backend.log.count("outer") == 5
     want = 0.0
     for _ in range(5):
         want = (want + 1) * 2
     np.testing.assert_array_equal(backend.buffer, want)
+    backend, tape = _launching_run(["both", "twice", "loss_and_gradient"])
+    assert tape.launched == {"twice"}
+    assert backend.log.count("both") == 5 and backend.log.count("twice") == 3
+    np.testing.assert_array_equal(backend.buffer, 5 * 13.0)
 
 
-def test_a_keras_step_replays_as_its_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("classes", [10, 20], ids=["thin head", "wide head"])
+def test_a_keras_step_replays_as_its_kernels(classes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The calls of a step on compressed rows with RMSprop (a first layer large enough
     for the fused sparse update) that do only what their kernels do are replayed as
-    those kernels; with clipnorm, whose scales come from the gradients' values each
-    step, the update runs as a call, and the weights are those of full steps."""
+    those kernels (the last layer with its loss: kernels of its own for a thin layer,
+    the products and the loss one by one for a wide one); with clipnorm, whose scales
+    come from the gradients' values each step, the update runs as a call, and the
+    weights are those of full steps."""
     rng = np.random.default_rng(6)
     x = (rng.standard_normal((640, 300)) * (rng.random((640, 300)) < 0.2)).astype(np.float32)
-    y = rng.integers(0, 10, 640)
+    y = rng.integers(0, classes, 640)
     seen: list[frozenset[str]] = []
     original = replay.Tape.play
 
@@ -276,16 +297,17 @@ def test_a_keras_step_replays_as_its_kernels(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv(replay.REPLAY_VAR, setting)
         seen.clear()
         with fastnn.use_backend("numba"):
-            net = fastnn.Sequential([layers.Dense(256, "relu"), layers.Dense(10, "softmax")],
-                                    seed=3)  # fmt: skip
+            net = fastnn.Sequential(
+                [layers.Dense(256, "relu"), layers.Dense(classes, "softmax")], seed=3
+            )
             net.compile(optimizer=fastnn.optimizers.RMSprop(clipnorm=clipnorm),
                         loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
             net.fit(x, y, epochs=2, batch_size=64, seed=1, sparse_inputs=True, verbose=0)
         return net.get_weights()
 
     monkeypatch.setattr(replay.Tape, "play", play)
-    hot = {"gather_batch", "sparse_dense", "matmul", "loss_and_gradient",
-           "bias_activation_backward", "apply_updates", "sparse_update"}  # fmt: skip
+    hot = {"gather_batch", "sparse_dense", "dense_loss_step", "bias_activation_backward",
+           "apply_updates", "sparse_update"}  # fmt: skip
     fit("1", None)
     assert len(seen) > 10 and all(launched >= hot for launched in seen)
     weights = fit("1", 0.05)

@@ -550,6 +550,30 @@ class Backend(ABC):
             add_to_totals(totals, float(value), len(outputs), float(correct))
         return value, grad
 
+    def dense_loss_step(
+        self,
+        loss: str,
+        x: Array,
+        kernel: Array,
+        targets: Array,
+        outputs: Array,
+        grad_out: Array,
+        kernel_grad: Array,
+        input_grad: Array | None,
+        **step: Any,
+    ) -> tuple[Scalar, Array, Array | None]:
+        """A model's last Dense layer in a training step with its fused loss: ``outputs
+        (B, K) = x (B, H) @ kernel (H, K)``, then :meth:`loss_and_gradient` (``step``: its
+        keyword arguments, the layer's bias among them) with its gradient ``dz`` in
+        ``grad_out``, then ``kernel_grad = x.T @ dz`` and, unless ``input_grad`` is None,
+        ``input_grad = dz @ kernel.T``. Returns (mean loss, dz, the input's gradient)."""
+        z = self.matmul(x, kernel, out=outputs)
+        value, dz = self.loss_and_gradient(loss, z, targets, grad_out, **step)
+        self.matmul(x, dz, transpose_a=True, out=kernel_grad)
+        if input_grad is None:
+            return value, dz, None
+        return value, dz, self.matmul(dz, kernel, transpose_b=True, out=input_grad)
+
     def weighted_loss(
         self,
         loss: str,

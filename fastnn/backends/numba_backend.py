@@ -169,6 +169,14 @@ class UpdateLaunch(NamedTuple):
             kernel(views[0], views[1], *state, *self.scalars, *adjust)
 
 
+def _pool_size() -> int:
+    """numba's thread pool, as the process started it (NUMBA_NUM_THREADS)."""
+    from numba.core import config
+
+    settings: Any = config  # its settings are made at run time, from the environment
+    return int(settings.NUMBA_NUM_THREADS)
+
+
 def _by_norm(adjust: Adjustment | None) -> bool:
     """Whether gradients are clipped by their norms (found from their values each step)."""
     return adjust is not None and adjust.clipping in ("clipnorm", "global_clipnorm")
@@ -192,6 +200,7 @@ class NumbaBackend(NumpyBackend):
     def __init__(self) -> None:
         from fastnn.kernels import (
             elementwise,
+            heads,
             loss_steps,
             narrow,
             normalization,
@@ -210,6 +219,7 @@ class NumbaBackend(NumpyBackend):
         self._elementwise = elementwise
         self._softmax = softmax
         self._loss_steps = loss_steps
+        self._heads = heads
         self._rows = rows
         self._optimizers = optimizers
         self._matmul = matmul_kernels
@@ -674,13 +684,107 @@ class NumbaBackend(NumpyBackend):
                 totals=totals, count=count, weights=weights,
             )  # fmt: skip
         grad = _alike(outputs, grad_out)
+        value = self._run_loss_step(kernel, outputs, targets, grad, bias, bias_grad, totals,
+                                    count, weights)  # fmt: skip
+        self._tapes.launched_only()
+        return value, grad
+
+    def _run_loss_step(
+        self,
+        kernel: Any,
+        outputs: Array,
+        targets: Array,
+        grad: Array,
+        bias: Array | None,
+        bias_grad: Array | None,
+        totals: Array,
+        count: Count | None,
+        weights: Array | None,
+    ) -> float:
+        """Launch a kernel of ``kernels/loss_steps.py`` (from :meth:`_loss_step`)."""
         labels = count.targets if count is not None and count.kind == "argmax" else None
         marks = count.targets if count is not None and count.kind == "threshold" else None
         threshold = outputs.dtype.type(count.threshold if count is not None else 0.0)
-        value = kernel(outputs, targets, grad, weights, bias, bias_grad, totals,
-                       labels, marks, threshold)  # fmt: skip
+        return float(kernel(outputs, targets, grad, weights, bias, bias_grad, totals,
+                            labels, marks, threshold))  # fmt: skip
+
+    #: the most rows :meth:`dense_loss_step` takes to its kernels (kernels/heads.py sums a
+    #: part's rows in one run; a full batch goes to the products one by one)
+    HEAD_ROWS: ClassVar[int] = 1024
+
+    def dense_loss_step(
+        self,
+        loss: str,
+        x: Array,
+        kernel: Array,
+        targets: Array,
+        outputs: Array,
+        grad_out: Array,
+        kernel_grad: Array,
+        input_grad: Array | None,
+        **step: Any,
+    ) -> tuple[Scalar, Array, Array | None]:
+        loss_kernel = None
+        if step.keys() <= {"bias", "bias_grad", "totals", "count", "weights"}:
+            loss_kernel = self._loss_step(
+                loss, outputs, targets, grad_out, step.get("bias"), step.get("bias_grad"),
+                step.get("totals"), step.get("count"), step.get("weights"),
+            )  # fmt: skip
+        if loss_kernel is None or not self._head_fits(x, kernel, outputs, grad_out, kernel_grad,
+                                                      input_grad):  # fmt: skip
+            # the ops one by one: backend calls, each replayed as its launches if it can be
+            made = super().dense_loss_step(loss, x, kernel, targets, outputs, grad_out,
+                                           kernel_grad, input_grad, **step)  # fmt: skip
+            self._tapes.launched_only()
+            return made
+        (rows, width), units = x.shape, kernel.shape[1]
+        # parts fixed by the batch and numba's pool, not by the threads in use now (the
+        # thread tuner changes those): the gradient's sums come out the same either way
+        parts = max(1, min(_pool_size(), rows // 32))
+        wt, partial, no_input = self._scratch(
+            "dense head", x.dtype, (units, width), (parts, units, width), (0, width)
+        )
+        self._heads.forward(x, kernel, wt, outputs, parts)
+        value = self._run_loss_step(
+            loss_kernel, outputs, targets, grad_out, step.get("bias"), step.get("bias_grad"),
+            step["totals"], step.get("count"), step.get("weights"),
+        )  # fmt: skip
+        dx = no_input if input_grad is None else input_grad
+        self._heads.backward(x, grad_out, wt, kernel_grad, dx, partial)
         self._tapes.launched_only()
-        return float(value), grad
+        return value, grad_out, input_grad
+
+    def _head_fits(
+        self,
+        x: Array,
+        kernel: Array,
+        outputs: Array,
+        grad_out: Array,
+        kernel_grad: Array,
+        input_grad: Array | None,
+    ) -> bool:
+        """Whether ``kernels/heads.py`` makes :meth:`dense_loss_step`'s products: a thin
+        kernel (at most LANES units) of x's dtype on a mini-batch, every array
+        C-contiguous and of the shape the products give, none written sharing memory
+        with another array of the step."""
+        if not (isinstance(x, np.ndarray) and x.ndim == 2 and kernel.ndim == 2):
+            return False
+        (rows, width), units, dtype = x.shape, kernel.shape[1], x.dtype
+        shapes = [(x, (rows, width)), (kernel, (width, units)), (outputs, (rows, units)),
+                  (grad_out, (rows, units)), (kernel_grad, (width, units))]  # fmt: skip
+        if input_grad is not None:
+            shapes.append((input_grad, (rows, width)))
+        if not (
+            0 < rows <= self.HEAD_ROWS and 0 < units <= self._narrow.LANES and width > 0
+            and all(a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+                    for a, shape in shapes)
+        ):  # fmt: skip
+            return False
+        arrays = [a for a, _ in shapes]  # every array from the third on is written
+        return not any(
+            np.may_share_memory(arrays[i], arrays[j])
+            for j in range(2, len(arrays)) for i in range(j)
+        )  # fmt: skip
 
     def _loss_step(
         self,

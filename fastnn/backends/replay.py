@@ -43,8 +43,9 @@ from fastnn.config import switch
 from fastnn.sparse import SparseRows
 
 REPLAY_VAR = "FASTNN_STEP_REPLAY"
-#: the call after which a replay checks the step's loss, before any update
-LOSS_CALL = "loss_and_gradient"
+#: the calls after which a replay checks the step's loss, before any update: the loss
+#: alone, or the last layer with its loss
+LOSS_CALLS = ("loss_and_gradient", "dense_loss_step")
 #: the package whose modules, held as attributes of a backend, are its kernel launchers
 KERNELS = "fastnn.kernels"
 
@@ -107,7 +108,7 @@ class Record:
     def agrees(self, other: Record) -> bool:
         """Whether ``other`` made the same calls (then it may be replayed)."""
         return same_calls(self.calls, other.calls) and any(
-            f.__name__ == LOSS_CALL for f, _, _ in self.calls
+            f.__name__ in LOSS_CALLS for f, _, _ in self.calls
         )
 
     def tape(self, other: Record) -> Tape:
@@ -120,7 +121,7 @@ class Record:
                 launched.add(call[0].__name__)
             else:
                 calls.append(call)
-            if call[0].__name__ == LOSS_CALL and check_after < 0:
+            if call[0].__name__ in LOSS_CALLS and check_after < 0:
                 check_after = len(calls) - 1
         return Tape(calls, check_after, frozenset(launched))
 
@@ -157,12 +158,13 @@ class _Kernels:
 
 @dataclasses.dataclass
 class _Recording:
-    """What a recording under way knows: its thread, the backend-call depth there, and
-    the record; ``pure[i]``: whether outermost call i said it only launched kernels."""
+    """What a recording under way knows: its thread and the record; for each backend call
+    open there (outermost first), [whether it said it only launched kernels, whether a
+    call it made did not]; ``pure[i]``: whether outermost call i only launched kernels."""
 
     thread: int
     record: Record
-    depth: int = 0
+    open: list[list[bool]] = dataclasses.field(default_factory=list)
     launches: list[list[Call]] = dataclasses.field(default_factory=list)
     pure: list[bool] = dataclasses.field(default_factory=list)
 
@@ -231,13 +233,14 @@ class StepTapes:
             self.tapes[key] = False
 
     def launched_only(self) -> None:
-        """Said by a backend method on a path whose every effect was the kernels it
-        launched through the backend's kernel modules, with arguments that read nothing
-        out of an array's contents: a replay may launch those alone. Heard only from the
-        outermost call of a recording, on its thread; free otherwise."""
+        """Said by a backend method on a path whose own code did nothing but launch
+        kernels through the backend's kernel modules, with arguments that read nothing
+        out of an array's contents, and call backend methods. A call that says so, and
+        whose every nested backend call said so too, may be replayed as its launches
+        alone. Heard during a recording, on its thread; free otherwise."""
         active = self._active
-        if active is not None and active.depth == 1 and active.thread == threading.get_ident():
-            active.pure[-1] = True
+        if active is not None and active.open and active.thread == threading.get_ident():
+            active.open[-1][0] = True
 
     @contextmanager
     def recording(self) -> Iterator[Record]:
@@ -260,20 +263,25 @@ class StepTapes:
             def call(*args: Any, **kwargs: Any) -> Any:
                 if threading.get_ident() != active.thread:
                     return method(*args, **kwargs)
-                if active.depth == 0:
+                if not active.open:
                     active.record.calls.append((method, args, kwargs))
                     active.launches.append([])
                     active.pure.append(False)
-                active.depth += 1
+                active.open.append([False, False])  # [said so, a nested call did not]
                 try:
                     return method(*args, **kwargs)
                 finally:
-                    active.depth -= 1
+                    said, tainted = active.open.pop()
+                    pure = said and not tainted
+                    if active.open:
+                        active.open[-1][1] |= not pure
+                    else:
+                        active.pure[-1] = pure
 
             return call
 
         def launch(kernel: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
-            if active.depth > 0 and threading.get_ident() == active.thread:
+            if active.open and threading.get_ident() == active.thread:
                 active.launches[-1].append((kernel, args, kwargs))
             return kernel(*args, **kwargs)
 
