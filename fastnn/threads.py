@@ -60,6 +60,16 @@ PROBE_SHARE = 0.02
 MIN_TUNED_STEPS = math.ceil(PROBE_STEPS / PROBE_SHARE)
 
 _override: str | int | None = None
+#: passes under way that keep BLAS on one thread (``pass_threads(own_products=True)``)
+_blas_on_one = 0
+
+
+def blas_on_one_thread() -> bool:
+    """Whether a pass under way keeps BLAS on one thread, its big products being
+    fastnn's kernels: numba's pool then has the cores to itself, and small products
+    are faster on kernels of our own (``kernels/heads.py``) than on one BLAS thread.
+    Elsewhere BLAS's spinning threads would fight numba's for the cores."""
+    return _blas_on_one > 0
 
 
 def check_threads(value: object, name: str = "threads") -> str | int:
@@ -261,11 +271,13 @@ def pass_threads(
     under ``auto`` they share its cores evenly, unprobed (a probe's one-thread steps
     would make every other rank wait for them).
     """
+    global _blas_on_one
     setting = resolve_threads()
     if not cpu or setting == "system":
         yield Fixed(None, None)
         return
     pools = Pools(blas_single=own_products)
+    _blas_on_one += own_products
     try:
         if setting == "auto" and ranks_here > 1:
             pools.set(max(1, pools.widest // ranks_here))
@@ -282,3 +294,4 @@ def pass_threads(
             yield Fixed(setting, pools)
     finally:
         pools.restore()
+        _blas_on_one -= own_products

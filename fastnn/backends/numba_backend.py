@@ -763,11 +763,18 @@ class NumbaBackend(NumpyBackend):
         kernel_grad: Array,
         input_grad: Array | None,
     ) -> bool:
-        """Whether ``kernels/heads.py`` makes :meth:`dense_loss_step`'s products: a thin
-        kernel (at most LANES units) of x's dtype on a mini-batch, every array
-        C-contiguous and of the shape the products give, none written sharing memory
-        with another array of the step."""
-        if not (isinstance(x, np.ndarray) and x.ndim == 2 and kernel.ndim == 2):
+        """Whether ``kernels/heads.py`` makes :meth:`dense_loss_step`'s products: in a pass
+        that keeps BLAS on one thread (where a step with dense products runs BLAS on every
+        core, the kernels' threads and BLAS's fought for them: the `keras` epoch on dense
+        data took 1.57 times as long), a thin kernel (at most LANES units) of x's dtype on
+        a mini-batch, every array C-contiguous and of the shape the products give, none
+        written sharing memory with another array of the step."""
+        from fastnn.threads import blas_on_one_thread
+
+        if not (
+            blas_on_one_thread()
+            and isinstance(x, np.ndarray) and x.ndim == 2 and kernel.ndim == 2
+        ):  # fmt: skip
             return False
         (rows, width), units, dtype = x.shape, kernel.shape[1], x.dtype
         shapes = [(x, (rows, width)), (kernel, (width, units)), (outputs, (rows, units)),
