@@ -610,7 +610,8 @@ class Sequential:
         )
         last, below = self.layers[-1], len(self.layers) - 2
         if "bias" in head and below >= 0 and isinstance(last, Dense) and last.trainable:
-            # the last layer, its loss and its backward as one backend call
+            # the last layer, its loss and its backward as one backend call (its input is
+            # dense: compressed rows go only to a first Dense layer, which is not this one)
             h = xb  # (B, *input_shape)
             for layer in self.layers[:-1]:
                 h = layer.forward(h, training=True)

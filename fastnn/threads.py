@@ -277,7 +277,7 @@ def pass_threads(
         yield Fixed(None, None)
         return
     pools = Pools(blas_single=own_products)
-    _blas_on_one += own_products
+    _blas_on_one += int(own_products)
     try:
         if setting == "auto" and ranks_here > 1:
             pools.set(max(1, pools.widest // ranks_here))
@@ -294,4 +294,4 @@ def pass_threads(
             yield Fixed(setting, pools)
     finally:
         pools.restore()
-        _blas_on_one -= own_products
+        _blas_on_one -= int(own_products)

@@ -6,14 +6,22 @@ NumPy (sigmoid/tanh forward, which need SIMD ``exp``/``tanh``) and layouts a
 kernel does not take (arrays of 3+ dimensions) stay on the inherited NumPy code.
 
 Matrix products go through :mod:`fastnn.kernels.matmul`, which picks, per shape,
-NumPy's BLAS or a Numba kernel of our own (see that module for the measurements).
+NumPy's BLAS or a Numba kernel of our own (see that module for the measurements); a
+model's thin last layer, in a pass that keeps BLAS on one thread, runs with its loss on
+:mod:`fastnn.kernels.heads` (:meth:`NumbaBackend.dense_loss_step`).
 
 Threading: the elementwise, loss and optimizer kernels are serial (vectorized
 with SIMD). On the 2-core target machine a split RMSprop update of a 784x512 weight
 gains nothing with sleeping threads and, with spinning ones, fights NumPy's BLAS
 threads for the cores when it follows a product, as training runs it
 (bench/results/overhead.md: 682 and 7,996 us against 665 us on one thread). Only
-the matmul kernels use numba's thread pool; see :func:`fastnn.kernels.threads.configure`.
+the product kernels (dense, compressed-row and the last layer's) and the compressed-row
+gather, sort and update use numba's thread pool; see
+:func:`fastnn.kernels.threads.configure`.
+
+A training step's methods say so (``self._tapes.launched_only()``) where their every
+effect was the kernels they launched: a replayed step then launches those alone
+(``fastnn/backends/replay.py``).
 """
 
 from __future__ import annotations

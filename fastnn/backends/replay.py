@@ -19,11 +19,12 @@ is not applied. ``FASTNN_STEP_REPLAY=0`` turns replay off.
 A replayed call still runs its Python: argument checks, plans, scratch lookups, about
 100 us of a 700 us ``keras`` step on numba. So a recording also notes the kernels each
 call launches through the backend's kernel modules (its attributes that are modules of
-``fastnn.kernels``), and a call whose method says, by :meth:`StepTapes.launched_only`,
-that those launches were its whole effect is replayed as its launches alone, where both
-records launched the same kernels with the same arguments. A method says so only on a
-path that writes nothing but through those kernels and passes them nothing read out of
-an array's contents (a count, a norm, a loss); any other path is replayed as a call.
+``fastnn.kernels``). A call whose method says, by :meth:`StepTapes.launched_only`, that
+its own code only launched kernels and called backend methods, and whose nested calls
+all said the same, is replayed as its launches alone, where both records launched the
+same kernels with the same arguments. A method says so only on a path that writes
+nothing but through those kernels and passes them nothing read out of an array's
+contents (a count, a norm, a loss); any other call is replayed as a call.
 """
 
 from __future__ import annotations
