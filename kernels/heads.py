@@ -13,8 +13,9 @@ their gradient ``dz``.
   :func:`backward` reads too.
 * :func:`backward`: the input's gradient ``dx (B, H) = dz @ w.T``, each row the rows of
   w.T scaled by its row of dz and summed (``sparse.combine_rows``, eight at a time), and
-  the weight's ``dw (H, K) = x.T @ dz``, each thread summing four of its rows at a time
-  into a K x H partial; the partials are then added, in order, into ``dw``.
+  the weight's ``dw (H, K) = x.T @ dz``, each thread summing its rows into a K x H
+  partial, eight rows at a time (``matmul._rank_updates``); the partials are then added,
+  in order, into ``dw``.
 
 Rows are split over the thread pool in ``parts``; a mini-batch's rows only (the sums of
 ``dw`` run over each part's rows in float32, in one run: long ones drift; the backend
@@ -27,7 +28,7 @@ import numpy as np
 from numba import prange
 
 from fastnn.kernels.jit import parallel_kernel
-from fastnn.kernels.matmul import _dots
+from fastnn.kernels.matmul import _dots, _rank_updates
 from fastnn.kernels.sparse import combine_rows
 
 
@@ -64,25 +65,8 @@ def backward(
         if dx.shape[0] > 0:
             for r in range(start, stop):
                 combine_rows(dx[r], wt, picks, dz[r], 0, units)
-        acc = partial[part]
-        acc[:] = 0
-        r = start
-        while r + 4 <= stop:
-            x0, x1, x2, x3 = x[r], x[r + 1], x[r + 2], x[r + 3]
-            for k in range(units):
-                e0, e1, e2, e3 = dz[r, k], dz[r + 1, k], dz[r + 2, k], dz[r + 3, k]
-                a = acc[k]
-                for c in range(width):
-                    a[c] += (e0 * x0[c] + e1 * x1[c]) + (e2 * x2[c] + e3 * x3[c])
-            r += 4
-        while r < stop:
-            row = x[r]
-            for k in range(units):
-                e = dz[r, k]
-                a = acc[k]
-                for c in range(width):
-                    a[c] += e * row[c]
-            r += 1
+        partial[part] = 0
+        _rank_updates(x, dz, partial[part], start, stop)
     for c in range(width):
         for k in range(units):
             total = partial[0, k, c]
