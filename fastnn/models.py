@@ -612,9 +612,7 @@ class Sequential:
         if "bias" in head and below >= 0 and isinstance(last, Dense) and last.trainable:
             # the last layer, its loss and its backward as one backend call (its input is
             # dense: compressed rows go only to a first Dense layer, which is not this one)
-            h = xb  # (B, *input_shape)
-            for layer in self.layers[:-1]:
-                h = layer.forward(h, training=True)
+            h = self._below_last(xb, training=True)
             grad_buffer = self._workspace.get("grad", (h.shape[0], last.units), last.dtype)
             loss, outputs, grad = last.forward_backward_loss(
                 h, self.loss.op, yb, grad_buffer, below >= first_trainable, totals=totals, **head
@@ -670,12 +668,17 @@ class Sequential:
         return float(loss), [np.array(backend.to_numpy(g), copy=True) for g in grads]
 
     # ---------------------------------------------------------------- evaluate
-    def _forward(self, x: Array, training: bool, logits: bool, skip_bias: bool = False) -> Array:
-        """Forward through every layer; ``logits`` skips the activation the loss folds in,
-        ``skip_bias`` the last layer's bias, which the loss then adds."""
+    def _below_last(self, x: Array, training: bool) -> Array:
+        """Forward through every layer but the last: the last layer's input."""
         h = x  # (B, *input_shape)
         for layer in self.layers[:-1]:
             h = layer.forward(h, training=training)
+        return h
+
+    def _forward(self, x: Array, training: bool, logits: bool, skip_bias: bool = False) -> Array:
+        """Forward through every layer; ``logits`` skips the activation the loss folds in,
+        ``skip_bias`` the last layer's bias, which the loss then adds."""
+        h = self._below_last(x, training)
         last = self.layers[-1]
         if skip_bias:
             assert isinstance(last, Dense)

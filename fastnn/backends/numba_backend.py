@@ -732,14 +732,15 @@ class NumbaBackend(NumpyBackend):
         input_grad: Array | None,
         **step: Any,
     ) -> tuple[Scalar, Array, Array | None]:
+        # the products first: where they are not ours, the loss call below picks its kernel
         loss_kernel = None
-        if step.keys() <= {"bias", "bias_grad", "totals", "count", "weights"}:
+        fits = self._head_fits(x, kernel, outputs, grad_out, kernel_grad, input_grad)
+        if fits and step.keys() <= {"bias", "bias_grad", "totals", "count", "weights"}:
             loss_kernel = self._loss_step(
                 loss, outputs, targets, grad_out, step.get("bias"), step.get("bias_grad"),
                 step.get("totals"), step.get("count"), step.get("weights"),
             )  # fmt: skip
-        if loss_kernel is None or not self._head_fits(x, kernel, outputs, grad_out, kernel_grad,
-                                                      input_grad):  # fmt: skip
+        if loss_kernel is None:
             # the ops one by one: backend calls, each replayed as its launches if it can be
             made = super().dense_loss_step(loss, x, kernel, targets, outputs, grad_out,
                                            kernel_grad, input_grad, **step)  # fmt: skip
