@@ -1,6 +1,7 @@
 """The first layer's weight gradient fused with its optimizer update on compressed rows
-(kernels/sparse_updates.py): the same weights and optimizer state as the step that
-writes the whole gradient, and the lazy velocity settled before anything reads it."""
+(numba: kernels/sparse_updates.py; numpy: fastnn/backends/numpy_columns.py): the same
+weights and optimizer state as the step that writes the whole gradient, and the lazy
+velocity settled before anything reads it."""
 
 from __future__ import annotations
 
@@ -12,24 +13,34 @@ import pytest
 
 import fastnn
 from fastnn import layers, optimizers
-from fastnn.backends import numba_backend
+from fastnn.backends import numba_backend, numpy_backend, numpy_columns
 
 from .conftest import backend_params
 
-pytestmark = pytest.mark.parametrize("name", backend_params(("numba",)))
+pytestmark = pytest.mark.parametrize("name", backend_params(("numpy", "numba")))
 
 TOL = {"float32": 2e-5, "float64": 1e-12}
 
 
 @pytest.fixture
-def fused_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every fused update a step runs, by rule (counted at its kernel, which a replayed
-    step launches without the backend's method); first layers of any size take the
-    by-column path the fused update belongs to (the test data are small)."""
+def fused_calls(name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every fused update a step runs, by rule: on numba counted at its kernel, which a
+    replayed step launches without the backend's method; first layers of any size take
+    the by-column path the fused update belongs to (the test data are small)."""
+    calls: list[str] = []
+    if name == "numpy":
+        update = numpy_backend.NumpyBackend.sparse_update
+
+        def spy_update(self: Any, rule: str, *args: Any) -> None:
+            calls.append(rule)
+            update(self, rule, *args)
+
+        monkeypatch.setattr(numpy_backend.NumpyBackend, "sparse_update", spy_update)
+        yield calls
+        return
     from fastnn.kernels import sparse_updates
 
     monkeypatch.setattr(numba_backend, "SCATTER_BYTES", 0)
-    calls: list[str] = []
     run = sparse_updates.update_rows
 
     def spy(*args: Any) -> None:
@@ -42,8 +53,9 @@ def fused_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 def unfused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """From now on the backend offers no fused update: the reference steps."""
-    monkeypatch.setattr(numba_backend.NumbaBackend, "fuses_sparse_update", lambda *a: False)
+    """From now on the backends offer no fused update: the reference steps."""
+    for backend in (numpy_backend.NumpyBackend, numba_backend.NumbaBackend):
+        monkeypatch.setattr(backend, "fuses_sparse_update", lambda *a: False)
 
 
 def data(seed: int = 3, rows: int = 90, width: int = 30) -> tuple[np.ndarray, np.ndarray]:
@@ -104,11 +116,21 @@ def assert_same_state(got: fastnn.Sequential, want: fastnn.Sequential, dtype: st
         np.testing.assert_allclose(g, w, rtol=tol, atol=tol * 1e-3)
 
 
+@pytest.mark.parametrize("blocks", [True, False], ids=["column blocks", "scipy"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("optimizer", [optimizers.SGD, optimizers.RMSprop])
 def test_fused_steps_match_the_whole_gradients_steps(
-    name: str, dtype: str, optimizer: Any, fused_calls: list[str], monkeypatch: pytest.MonkeyPatch
+    name: str,
+    dtype: str,
+    optimizer: Any,
+    blocks: bool,
+    fused_calls: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Both of numpy's ways to the gradient rows: BLAS on the batch's columns written
+    out dense, and scipy's products where that block would be too sparse."""
+    if not blocks:
+        monkeypatch.setattr(numpy_columns, "BLOCK_DENSITY", 2.0)  # no block is that dense
     fused, reference = both(monkeypatch, name, optimizer=optimizer, dtype=dtype)
     assert len(fused_calls) == 3 * 6  # every step of every epoch was fused
     assert_same_state(fused, reference, dtype)

@@ -8,11 +8,12 @@ mirrors NumPy's API can inherit the ops it does not override.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
+from fastnn.backends import numpy_columns as columns
 from fastnn.backends.base import Array, Backend, DTypeLike, Scalar
 from fastnn.sparse import SparseRows
 
@@ -92,8 +93,9 @@ class NumpyBackend(Backend):
         return self.xp.take(x, indices, axis=0, out=out)
 
     # ------------------------------------------------------- compressed rows
-    # The reference: scipy.sparse's products where scipy is installed, else the rows
-    # written out dense and BLAS's product (the same numbers, slower).
+    # BLAS on each batch's rows written out dense over the columns they use
+    # (fastnn/backends/numpy_columns.py); scipy.sparse's products where that block would
+    # be mostly zeros and scipy is installed, else the whole rows written out dense.
     sparse_kernels: ClassVar[bool] = True
     sparse_crossover: ClassVar[float] = 0.05  # bench/results/sparse.md: epochs lose at 0.1
 
@@ -124,6 +126,9 @@ class NumpyBackend(Backend):
         return sparse.csr_matrix(parts, shape=x.shape)
 
     def sparse_matmul(self, x: SparseRows, w: Array, out: Array | None = None) -> Array:
+        used = columns.column_block(x, w.dtype)
+        if used is not None:
+            return np.matmul(used.block, w[used.columns], out=out)  # (B, k) @ (k, H)
         matrix = self._scipy_rows(x)
         product = x.to_dense() @ w if matrix is None else matrix @ w  # (B, H)
         if out is None:
@@ -132,12 +137,55 @@ class NumpyBackend(Backend):
         return out
 
     def sparse_weight_gradient(self, x: SparseRows, dz: Array, out: Array | None = None) -> Array:
+        used = columns.column_block(x, dz.dtype)
+        if used is not None:
+            if out is None:
+                out = np.zeros((x.width, dz.shape[1]), dz.dtype)
+            else:
+                out[...] = 0
+            out[used.columns] = used.block.T @ dz  # (k, H): the other rows are 0
+            return out
         matrix = self._scipy_rows(x)
         product = x.to_dense().T @ dz if matrix is None else matrix.T @ dz  # (F, H)
         if out is None:
             return np.asarray(product, dtype=dz.dtype)
         out[...] = product
         return out
+
+    def fuses_sparse_update(self, rule: str, kernel: Array, slot_names: tuple[str, ...]) -> bool:
+        # sparse_kernels: not a subclass that trains on dense rows only (CuPy's)
+        plain = (rule, slot_names) in (("sgd", ()), ("rmsprop", ("velocity",)))
+        return self.sparse_kernels and plain and kernel.ndim == 2
+
+    def sparse_update(
+        self,
+        rule: str,
+        x: SparseRows,
+        dz: Array,
+        param: Array,
+        slots: Mapping[str, Array],
+        hyper: dict[str, Any],
+        stamps: Array | None,
+        state: Array,
+    ) -> None:
+        used = columns.column_block(x, param.dtype)
+        if used is None:  # too sparse for a block: scipy's gradient, its nonzero rows
+            rows, _ = columns.used_columns(x)
+            grad = self.sparse_weight_gradient(x, dz)[rows]  # (k, H)
+        else:
+            rows, grad = used.columns, used.block.T @ dz  # (k,), (k, H)
+        learning_rate = hyper["learning_rate"]
+        if rule == "sgd":
+            param[rows] -= learning_rate * grad
+            return
+        assert stamps is not None, "RMSprop's fused update keeps its velocity's stamps"
+        columns.lazy_rmsprop_rows(
+            param, slots["velocity"], stamps, rows, grad, int(state[0]),
+            learning_rate, hyper["rho"], hyper["epsilon"],
+        )  # fmt: skip
+
+    def settle_rows(self, velocity: Array, stamps: Array, step: int, rho: float) -> None:
+        columns.settle(velocity, stamps, step, rho)
 
     # ---------------------------------------------------------- linear algebra
     def matmul(
