@@ -172,17 +172,7 @@ class _NumpyTutorial(_Loop):
 
     def step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One RMSprop step on x (B, 784), y (B,); returns the batch's mean loss."""
-        loss, grads = self.gradients(x, self.params[0], y)
-        for i, (w, g) in enumerate(zip(self.params, grads, strict=True)):
-            self.velocity[i] = _rmsprop(w, g, self.velocity[i])
-        return loss
-
-    def gradients(
-        self, x: np.ndarray, w1: np.ndarray, y: np.ndarray
-    ) -> tuple[float, tuple[np.ndarray, ...]]:
-        """The mean loss of x (B, F) through w1 (F, 512) and the rest of the network,
-        and the gradients of (w1, b1, w2, b2)."""
-        _, b1, w2, b2 = self.params
+        w1, b1, w2, b2 = self.params
         m = len(y)
         z1 = x @ w1 + b1  # (B, 512)
         a1 = np.maximum(z1, 0)
@@ -195,49 +185,16 @@ class _NumpyTutorial(_Loop):
         dz2[np.arange(m), y] -= 1
         dz2 /= m
         dz1 = (dz2 @ w2.T) * (z1 > 0)  # (B, 512)
-        return float(loss), (x.T @ dz1, dz1.sum(axis=0), a1.T @ dz2, dz2.sum(axis=0))
+        grads = (x.T @ dz1, dz1.sum(axis=0), a1.T @ dz2, dz2.sum(axis=0))
+
+        for i, (w, g) in enumerate(zip(self.params, grads, strict=True)):
+            self.velocity[i] = RHO * self.velocity[i] + (1 - RHO) * g**2
+            w -= LEARNING_RATE * g / np.sqrt(self.velocity[i] + EPSILON)
+        return float(loss)
 
     def weights(self) -> Weights:
         w1, b1, w2, b2 = (w.copy() for w in self.params)
         return w1, b1, w2, b2
-
-
-def _rmsprop(w: np.ndarray, g: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """RMSprop's step on w in place, from its gradient g and velocity v; the new velocity."""
-    v = RHO * v + (1 - RHO) * g**2
-    w -= LEARNING_RATE * g / np.sqrt(v + EPSILON)
-    return v
-
-
-class _NumpyZeroColumns(_NumpyTutorial):
-    """The tutorial's loop doing only the work the batch's nonzero inputs need.
-
-    The first layer's products and its update run over the input columns that hold a
-    nonzero in the batch (on MNIST about 528 of the 784 in a batch of 128), gathered
-    into dense blocks for BLAS. The other rows of W1 have a gradient of exactly 0: the
-    weights stay where they are and their velocity only decays by rho, a decay applied
-    when the row is next in a batch, rho ** (steps it missed) at once.
-    """
-
-    def _setup(self, x: np.ndarray, y: np.ndarray) -> None:
-        super()._setup(x, y)
-        self.steps = 0
-        self.updated = np.zeros(SIZES[0], np.int64)  # (784,) the last step each row of v1 saw
-
-    def step(self, x: np.ndarray, y: np.ndarray) -> float:
-        self.steps += 1
-        columns = np.flatnonzero(x.any(axis=0))  # (k,) the inputs this batch uses
-        w1, v1 = self.params[0], self.velocity[0]
-        w1k = w1[columns]  # (k, 512), a copy
-        loss, (g1, *grads) = self.gradients(x[:, columns], w1k, y)
-        missed = self.steps - 1 - self.updated[columns]  # (k,)
-        v1k = v1[columns] * (RHO ** missed.astype(np.float32))[:, None]  # (k, 512)
-        v1[columns] = _rmsprop(w1k, g1, v1k)
-        w1[columns] = w1k
-        self.updated[columns] = self.steps
-        for i, g in enumerate(grads, start=1):
-            self.velocity[i] = _rmsprop(self.params[i], g, self.velocity[i])
-        return loss
 
 
 # ---------------------------------------------------------------- PyTorch
@@ -483,13 +440,6 @@ PEERS: tuple[Peer, ...] = (
         f"NumPy {np.__version__}, forward and backward by hand, as tutorials write them",
         lambda: None,
         _NumpyTutorial,
-        isolated=False,
-    ),
-    Peer(
-        "numpy (zero columns skipped)",
-        f"NumPy {np.__version__}, the tutorial's loop over only each batch's nonzero input columns",
-        lambda: None,
-        _NumpyZeroColumns,
         isolated=False,
     ),
     Peer(
