@@ -48,10 +48,10 @@ def pass_threads_for(
     backend: Backend, x: Any, steps: int | None = None, ranks_here: int = 1
 ) -> Any:
     """The thread policy of a pass over ``x`` on ``backend`` (see :mod:`fastnn.threads`)
-    of ``steps`` steps (None: not known): a pass on compressed rows runs products of its
-    own and keeps BLAS to one thread. ``ranks_here``: the distributed ranks on this
+    of ``steps`` steps (None: not known): a pass on compressed rows with products of the
+    backend's own keeps BLAS to one thread. ``ranks_here``: the distributed ranks on this
     machine, which share its cores."""
-    own = isinstance(x, SparseRows)
+    own = isinstance(x, SparseRows) and backend.sparse_products_own
     return pass_threads(backend.synchronous, own_products=own, steps=steps, ranks_here=ranks_here)
 
 

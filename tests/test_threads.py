@@ -21,6 +21,8 @@ from fastnn.threads import (
     resolve_threads,
 )
 
+from .conftest import backend_params
+
 
 def blas_threads() -> list[int]:
     return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
@@ -234,6 +236,33 @@ def test_fit_runs_under_the_setting_and_restores_the_pools() -> None:
     model.evaluate(x, y)
     model.predict(x)
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("name", backend_params(("numpy", "numba")))
+def test_compressed_rows_keep_blas_to_one_thread_only_beside_products_of_their_own(
+    name: str,
+) -> None:
+    """numba multiplies compressed rows in kernels of its own, so BLAS (its small
+    products) gets one thread; numpy gives those products to BLAS, which keeps them all."""
+    seen: list[list[int]] = []
+
+    class Watch(fastnn.callbacks.Callback):
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            seen.append(blas_threads())
+
+    before = blas_threads()
+    if max(before, default=1) == 1:
+        pytest.skip("BLAS runs on one thread here already")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype(np.float32) * (rng.random((64, 8)) < 0.3)
+    y = rng.integers(0, 3, size=64)
+    with fastnn.use_backend(name):
+        model = fastnn.Sequential([fastnn.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        fastnn.set_threads(2)
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[Watch()], sparse_inputs=True)
+    want = [1 if name == "numba" else min(2, n) for n in before]
+    assert seen and all(counts == want for counts in seen)
 
 
 def test_a_bad_setting_stops_fit_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:

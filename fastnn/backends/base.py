@@ -646,6 +646,9 @@ class Backend(ABC):
     # ------------------------------------------- compressed rows (fastnn/sparse.py)
     #: whether the backend trains on compressed rows itself (else fit expands them)
     sparse_kernels: ClassVar[bool] = False
+    #: ... with products of its own, not BLAS's: BLAS's calls beside them are small, and a
+    #: pass over compressed rows keeps BLAS to one thread (fastnn/threads.py)
+    sparse_products_own: ClassVar[bool] = False
     #: the share of nonzeros below which ``sparse_inputs="auto"`` compresses dense data
     sparse_crossover: ClassVar[float] = 0.0
     #: and only for a first layer at least this wide (its products vectorize along units)

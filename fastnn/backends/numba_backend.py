@@ -345,6 +345,7 @@ class NumbaBackend(NumpyBackend):
 
     # ------------------------------------------------------- compressed rows
     sparse_crossover: ClassVar[float] = 0.25  # bench/results/sparse.md: epochs cross at 0.3-0.4
+    sparse_products_own: ClassVar[bool] = True
     sparse_narrow_units: ClassVar[int] = 16  # kernels/narrow.py (its LANES)
 
     def compress_rows(self, x: np.ndarray) -> SparseRows:
