@@ -8,8 +8,8 @@ against a 784 x 512 layer, the work of one training step's first layer:
 * dense: the batch gathered from a pool of rows (``take_rows``), ``x @ W`` and
   ``x.T @ dZ`` (NumPy's BLAS, every core);
 * sparse: the same rows gathered as compressed rows (``take_sparse_rows``),
-  ``sparse_matmul`` and ``sparse_weight_gradient`` (BLAS on one thread, as a sparse
-  pass runs it; numba's pool on every core).
+  ``sparse_matmul`` and ``sparse_weight_gradient`` (numba's pool on every core and BLAS
+  on one thread, as a sparse pass runs them; numpy's column blocks on BLAS's every core).
 
 The nonzeros sit at random places (MNIST's are not: a third of its columns are zero in
 every row of a batch, which makes its weight gradient cheaper than random data's of the
@@ -83,7 +83,7 @@ def step_calls(backend_name: str, pool: np.ndarray, seed: int) -> dict[str, Call
         backend.matmul(xb, dz, transpose_a=True, out=grad)
 
     def compressed() -> None:
-        pools.blas_single = True
+        pools.blas_single = backend.sparse_products_own  # as a pass on compressed rows
         pools.set(pools.widest)
         xb = backend.take_sparse_rows(rows, order, batch)
         backend.sparse_matmul(xb, w, out=out)

@@ -344,7 +344,7 @@ class NumbaBackend(NumpyBackend):
         return out
 
     # ------------------------------------------------------- compressed rows
-    sparse_crossover: ClassVar[float] = 0.25  # bench/results/sparse.md: epochs cross at 0.3-0.4
+    sparse_crossover: ClassVar[float] = 0.25  # bench/results/sparse.md: epochs cross above 0.3
     sparse_products_own: ClassVar[bool] = True
     sparse_narrow_units: ClassVar[int] = 16  # kernels/narrow.py (its LANES)
 
