@@ -7,7 +7,8 @@ Every implementation trains the `keras` recipe's network (784-512-10, RMSprop, b
 128) on the 60,000 MNIST training images, in a fresh process with the user's
 environment: fastnn on numba and on numpy, each with its default thread policy
 (``FASTNN_THREADS=auto``) and with the libraries' own (``system``, fastnn before it
-chose threads), and the peers of ``fastnn.benchmarks.peers``. The load is a Python
+chose threads), numpy also on compressed rows (``FASTNN_SPARSE=on``: MNIST stays dense
+under ``auto`` there), and the peers of ``fastnn.benchmarks.peers``. The load is a Python
 busy loop per busy process (``while True: pass``), started before the trainer and
 stopped after it; a machine with 2 cores and 1 busy process has one core to spare.
 
@@ -35,12 +36,13 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-#: fastnn's own entries: (backend, FASTNN_THREADS)
+#: fastnn's own entries: (backend, FASTNN_THREADS, FASTNN_SPARSE)
 FASTNN = {
-    "fastnn numba": ("numba", "auto"),
-    "fastnn numba (threads: system)": ("numba", "system"),
-    "fastnn numpy": ("numpy", "auto"),
-    "fastnn numpy (threads: system)": ("numpy", "system"),
+    "fastnn numba": ("numba", "auto", "auto"),
+    "fastnn numba (threads: system)": ("numba", "system", "auto"),
+    "fastnn numpy": ("numpy", "auto", "auto"),
+    "fastnn numpy (threads: system)": ("numpy", "system", "auto"),
+    "fastnn numpy (compressed rows)": ("numpy", "auto", "on"),
 }
 #: the peer every loaded figure is compared with
 REFERENCE = "jax (jit)"
@@ -77,9 +79,10 @@ def child(name: str, data: str, epochs: int) -> dict[str, Any]:
 
 def run_loaded(name: str, data: str, epochs: int, load: int) -> dict[str, Any]:
     """``child`` in a new process, ``load`` busy processes running beside it."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FASTNN_BACKEND", "FASTNN_THREADS")}
+    settings = ("FASTNN_BACKEND", "FASTNN_THREADS", "FASTNN_SPARSE")
+    env = {k: v for k, v in os.environ.items() if k not in settings}
     if name in FASTNN:
-        env["FASTNN_THREADS"] = FASTNN[name][1]
+        env["FASTNN_THREADS"], env["FASTNN_SPARSE"] = FASTNN[name][1:]
     busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(load)]
     try:
         time.sleep(0.2 if busy else 0.0)  # the loops are running before the trainer starts
