@@ -94,8 +94,9 @@ class NumpyBackend(Backend):
 
     # ------------------------------------------------------- compressed rows
     # BLAS on each batch's rows written out dense over the columns they use
-    # (fastnn/backends/numpy_columns.py); scipy.sparse's products where that block would
-    # be mostly zeros and scipy is installed, else the whole rows written out dense.
+    # (fastnn/backends/numpy_columns.py); where that block would be under
+    # numpy_columns.BLOCK_DENSITY nonzeros, scipy.sparse's products (or, without scipy,
+    # the whole rows written out dense and BLAS's).
     sparse_kernels: ClassVar[bool] = True
     sparse_crossover: ClassVar[float] = 0.05  # bench/results/sparse.md: epochs lose at 0.1
 
