@@ -146,12 +146,17 @@ class NumpyBackend(Backend):
                 out[...] = 0
             out[used.columns] = used.block.T @ dz  # (k, H): the other rows are 0
             return out
-        matrix = self._scipy_rows(x)
-        product = x.to_dense().T @ dz if matrix is None else matrix.T @ dz  # (F, H)
+        product = self._rows_gradient(x, dz)  # (F, H)
         if out is None:
             return np.asarray(product, dtype=dz.dtype)
         out[...] = product
         return out
+
+    def _rows_gradient(self, x: SparseRows, dz: Array) -> Any:
+        """``x.T @ dz`` (F, H) by scipy's product, or without scipy by BLAS's on the rows
+        written out dense."""
+        matrix = self._scipy_rows(x)
+        return x.to_dense().T @ dz if matrix is None else matrix.T @ dz
 
     def fuses_sparse_update(self, rule: str, kernel: Array, slot_names: tuple[str, ...]) -> bool:
         # sparse_kernels: not a subclass that trains on dense rows only (CuPy's)
@@ -172,7 +177,7 @@ class NumpyBackend(Backend):
         used = columns.column_block(x, param.dtype)
         if used is None:  # too sparse for a block: scipy's gradient, its nonzero rows
             rows, _ = columns.used_columns(x)
-            grad = self.sparse_weight_gradient(x, dz)[rows]  # (k, H)
+            grad = np.asarray(self._rows_gradient(x, dz)[rows], dtype=dz.dtype)  # (k, H)
         else:
             rows, grad = used.columns, used.block.T @ dz  # (k,), (k, H)
         learning_rate = hyper["learning_rate"]
